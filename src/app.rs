@@ -1,0 +1,150 @@
+//! The application: shared state, the router, start-up and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::api::extract::JSON_BODY_LIMIT;
+use crate::api::middleware::{self, ApiRateLimiter};
+use crate::api::{self, health};
+use crate::config::Config;
+use crate::store::Db;
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub rate_limiter: Arc<ApiRateLimiter>,
+    pub metrics: PrometheusHandle,
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".into()),
+                    &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+                )
+                .expect("valid buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+impl AppState {
+    pub fn new(db: Db, config: Config) -> AppState {
+        AppState {
+            db,
+            rate_limiter: Arc::new(ApiRateLimiter::new(config.rate_limit_per_minute)),
+            config: Arc::new(config),
+            metrics: metrics_handle(),
+        }
+    }
+}
+
+/// The OpenAPI document, rendered once.
+pub fn openapi_json() -> String {
+    let (_, openapi) = api::v1_router().split_for_parts();
+    openapi.to_pretty_json().expect("the OpenAPI document serializes")
+}
+
+pub fn router(state: AppState) -> Router {
+    let (v1, openapi) = api::v1_router().split_for_parts();
+    let openapi = Arc::new(openapi.to_pretty_json().expect("the OpenAPI document serializes"));
+    let v1 = v1
+        .layer(from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(from_fn_with_state(state.clone(), middleware::rate_limit))
+        .layer(from_fn_with_state(state.clone(), middleware::require_api_key));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], (*openapi).clone()) }
+            }),
+        )
+        .merge(v1)
+        .fallback(health::route_not_found)
+        .method_not_allowed_fallback(health::method_not_allowed)
+        .layer(from_fn(middleware::track_metrics))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A bound, migrated server that has not started serving yet.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let db = Db::connect(config.store.database_url.as_deref(), &config.store.data_dir).await?;
+        db.migrate().await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        Ok(App { listener, state: AppState::new(db, config) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let housekeeping = tokio::spawn(middleware::housekeeping(self.state.clone()));
+        let router = router(self.state.clone());
+        let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        housekeeping.abort();
+        self.state.db.close().await;
+        result.map_err(Into::into)
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,145 @@
+//! Layered configuration: command-line flags, then `CALLCENTER_*` environment
+//! variables (clap reads both), then an optional TOML file, then defaults.
+//! Everything is validated before the server starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid {name} '{value}': {reason}")]
+    Invalid { name: &'static str, value: String, reason: String },
+}
+
+/// The keys a config file may set (all optional; unknown keys are an error).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.message().to_owned() })
+    }
+}
+
+/// Where the data lives; shared by `serve`, `migrate` and `keys`.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+}
+
+impl StoreConfig {
+    pub fn resolve(
+        data_dir: Option<PathBuf>,
+        database_url: Option<String>,
+        file: &FileConfig,
+    ) -> Result<StoreConfig, ConfigError> {
+        let data_dir = data_dir.or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = database_url.or_else(|| file.database_url.clone()).filter(|u| !u.trim().is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "database URL",
+                value: redact(url),
+                reason: "must start with postgres://, postgresql:// or sqlite:".into(),
+            });
+        }
+        Ok(StoreConfig { data_dir, database_url })
+    }
+}
+
+/// Hides a password in a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    pub rate_limit_per_minute: u32,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
+
+impl Config {
+    pub fn resolve(
+        listen: Option<String>,
+        store: StoreConfig,
+        rate_limit_per_minute: Option<u32>,
+        file: &FileConfig,
+    ) -> Result<Config, ConfigError> {
+        let listen_text = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            name: "listen address",
+            value: listen_text.clone(),
+            reason: "expected IP:PORT, e.g. 127.0.0.1:8080".into(),
+        })?;
+        let rate = rate_limit_per_minute.or(file.rate_limit_per_minute).unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE);
+        if rate == 0 {
+            return Err(ConfigError::Invalid {
+                name: "rate limit",
+                value: rate.to_string(),
+                reason: "must be at least 1 request per minute".into(),
+            });
+        }
+        Ok(Config { listen, store, rate_limit_per_minute: rate })
+    }
+
+    /// A configuration for tests and embedding: loopback, port 0, given store.
+    pub fn for_store(store: StoreConfig) -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            store,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let file: FileConfig = toml::from_str("listen = \"0.0.0.0:9000\"\nrate_limit_per_minute = 5").unwrap();
+        let store = StoreConfig::resolve(None, None, &file).unwrap();
+        assert_eq!(store.data_dir, PathBuf::from("./data"));
+        let c = Config::resolve(Some("127.0.0.1:1234".into()), store.clone(), None, &file).unwrap();
+        assert_eq!(c.listen.port(), 1234);
+        assert_eq!(c.rate_limit_per_minute, 5);
+        let c = Config::resolve(None, store, None, &file).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn rejects_bad_values_and_unknown_keys() {
+        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+        let store = StoreConfig::resolve(None, None, &FileConfig::default()).unwrap();
+        assert!(Config::resolve(Some("nowhere".into()), store.clone(), None, &FileConfig::default()).is_err());
+        assert!(Config::resolve(None, store, Some(0), &FileConfig::default()).is_err());
+        let err = StoreConfig::resolve(None, Some("mysql://u:secret@h/db".into()), &FileConfig::default()).unwrap_err();
+        assert!(!err.to_string().contains("secret"));
+    }
+}

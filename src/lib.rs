@@ -1,0 +1,17 @@
+//! # callcenter: an AI call center gateway
+//!
+//! One crate serves the REST API (`api`), persists to SQLite or PostgreSQL
+//! (`store`), and, in later stages, bridges phone audio through the speech
+//! pipeline and delivers signed webhooks.
+//!
+//! - `config`: layered configuration (flags, env, file), validated at start.
+//! - `app`: `AppState`, the router, start-up and graceful shutdown.
+//! - `api`: `/v1` handlers per resource, auth, rate limit, idempotency, errors, OpenAPI.
+//! - `store`: sqlx persistence, one module per aggregate; schema in `migrations/`.
+//! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod store;

@@ -1,0 +1,207 @@
+//! The `callcenter` command line: `serve`, `migrate`, `keys`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use callcenter::app::{App, shutdown_signal};
+use callcenter::config::{Config, FileConfig, StoreConfig};
+use callcenter::domain::Id;
+use callcenter::store::{Db, accounts};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "callcenter",
+    version,
+    about = "AI call center gateway: REST API, media bridges, speech pipeline, webhooks"
+)]
+struct Cli {
+    /// Optional TOML config file (keys: listen, data_dir, database_url, rate_limit_per_minute).
+    #[arg(long, global = true, env = "CALLCENTER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Directory for the embedded SQLite database (default ./data).
+    #[arg(long, env = "CALLCENTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// postgres://user:pass@host/db to use PostgreSQL instead of SQLite.
+    #[arg(long, env = "CALLCENTER_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (applies pending migrations first).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "CALLCENTER_LISTEN")]
+        listen: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Requests per minute allowed per API key (default 100).
+        #[arg(long, env = "CALLCENTER_RATE_LIMIT_PER_MINUTE")]
+        rate_limit_per_minute: Option<u32>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Manage API keys (works beside a running server).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key (and the account if needed); the key is the last line of stdout.
+    Create {
+        #[arg(long)]
+        account: String,
+        /// A label for the key.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List an account's keys.
+    List {
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a key by its id; it is rejected at once.
+    Revoke {
+        key_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Exit code for invalid configuration or usage.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CALLCENTER_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let file = match FileConfig::load(cli.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return config_error(e),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command, file))
+}
+
+fn config_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn store_config(args: StoreArgs, file: &FileConfig) -> Result<StoreConfig, ExitCode> {
+    StoreConfig::resolve(args.data_dir, args.database_url, file).map_err(config_error)
+}
+
+async fn open(store: &StoreConfig) -> anyhow::Result<Db> {
+    let db = Db::connect(store.database_url.as_deref(), &store.data_dir).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn run(command: Command, file: FileConfig) -> ExitCode {
+    let result = match command {
+        Command::Serve { listen, store, rate_limit_per_minute } => {
+            let store = match store_config(store, &file) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let config = match Config::resolve(listen, store, rate_limit_per_minute, &file) {
+                Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            serve(config).await
+        }
+        Command::Migrate { store } => match store_config(store, &file) {
+            Ok(store) => open(&store).await.map(|_| println!("migrations applied")),
+            Err(code) => return code,
+        },
+        Command::Keys { command } => keys(command, &file).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    // Scripts and tests read this line to learn the port when listening on port 0.
+    println!("listening on http://{}", app.local_addr());
+    tracing::info!(addr = %app.local_addr(), "serving");
+    app.run(shutdown_signal()).await
+}
+
+async fn keys(command: KeysCommand, file: &FileConfig) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { account, name, store } => {
+            let store = StoreConfig::resolve(store.data_dir, store.database_url, file)?;
+            let db = open(&store).await?;
+            let account = account.trim();
+            anyhow::ensure!(!account.is_empty(), "--account must not be empty");
+            let account_id = accounts::ensure_account(&db, account).await?;
+            let (record, key) = accounts::create_key(&db, &account_id, name.as_deref()).await?;
+            println!("account: {account} ({account_id})");
+            println!("key id: {}", record.id);
+            println!("{key}");
+        }
+        KeysCommand::List { account, store } => {
+            let store = StoreConfig::resolve(store.data_dir, store.database_url, file)?;
+            let db = open(&store).await?;
+            let Some(account_id) = accounts::find_account(&db, &account).await? else {
+                anyhow::bail!("no account named '{account}'");
+            };
+            println!("{:<24}  {:<20}  {:<20}  {:<20}  NAME", "KEY ID", "CREATED", "LAST USED", "REVOKED");
+            for k in accounts::list_keys(&db, &account_id).await? {
+                println!(
+                    "{:<24}  {:<20}  {:<20}  {:<20}  {}",
+                    k.id,
+                    k.created_at,
+                    k.last_used_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                    k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                    k.name.unwrap_or_default()
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id, store } => {
+            let store = StoreConfig::resolve(store.data_dir, store.database_url, file)?;
+            let db = open(&store).await?;
+            let id = Id::parse(&key_id).map_err(|e| anyhow::anyhow!("key id '{key_id}' {e}"))?;
+            match accounts::revoke_key(&db, &id, None).await? {
+                Some(k) => println!("revoked {} at {}", k.id, k.revoked_at.map(|t| t.to_string()).unwrap_or_default()),
+                None => anyhow::bail!("no key with id {key_id}"),
+            }
+        }
+    }
+    Ok(())
+}

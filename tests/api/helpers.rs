@@ -1,0 +1,191 @@
+//! `spawn_app()`: a real server on 127.0.0.1:0 with a fresh database per test
+//! (a SQLite file in a temp dir, or a new PostgreSQL database), and an API key.
+
+use std::path::PathBuf;
+
+use callcenter::app::{App, AppState};
+use callcenter::config::{Config, StoreConfig};
+use callcenter::store::accounts;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::{AnyConnection, Connection, Executor};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    /// An API key of the test's first account ("acme").
+    pub key: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The PostgreSQL server the suite uses; `make test` starts it. A missing server
+/// fails the PostgreSQL half of the suite: it is never skipped.
+pub fn pg_admin_url() -> String {
+    std::env::var("CALLCENTER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://callcenter:callcenter@127.0.0.1:5432/postgres".to_owned())
+}
+
+async fn fresh_pg_database() -> String {
+    sqlx::any::install_default_drivers();
+    let admin = pg_admin_url();
+    let mut conn = AnyConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for the test suite (run `make test`): {e}"));
+    let name = format!("cc_test_{}", callcenter::domain::Id::generate());
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{name}")
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(fresh_pg_database().await),
+    };
+    let mut config = Config::for_store(StoreConfig { data_dir: PathBuf::from(dir.path()), database_url });
+    configure(&mut config);
+    let app = App::build(config).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    let account = accounts::ensure_account(&state.db, "acme").await.expect("account");
+    let (_, key) = accounts::create_key(&state.db, &account, Some("test")).await.expect("key");
+    TestApp { base, key, state, client: reqwest::Client::new(), _dir: dir, shutdown: Some(tx) }
+}
+
+/// A response: status, headers and the body parsed as JSON (`Null` when empty).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// Asserts the spec's error shape and returns the error code.
+    pub fn error_code(&self) -> &str {
+        let error = &self.body["error"];
+        assert!(error["message"].is_string(), "error.message missing in {}", self.body);
+        assert!(error["details"].is_object(), "error.details missing in {}", self.body);
+        error["code"].as_str().unwrap_or_else(|| panic!("error.code missing in {}", self.body))
+    }
+}
+
+impl TestApp {
+    /// A key for another, new account.
+    pub async fn key_for_account(&self, name: &str) -> String {
+        let account = accounts::ensure_account(&self.state.db, name).await.expect("account");
+        accounts::create_key(&self.state.db, &account, None).await.expect("key").1
+    }
+
+    pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Option<&Value>) -> Resp {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let res = req.send().await.expect("request sent");
+        Resp::read(res).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Method::GET, path, Some(&self.key), None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::POST, path, Some(&self.key), Some(&body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, path, Some(&self.key), Some(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(Method::DELETE, path, Some(&self.key), None).await
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Resp {
+        let res = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(&self.key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        Resp::read(res).await
+    }
+}
+
+impl Resp {
+    pub async fn read(res: reqwest::Response) -> Resp {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp { status, headers, body }
+    }
+}
+
+/// Asserts an RFC 3339 UTC time at second precision, as the spec writes them.
+pub fn assert_time(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("expected a time, got {v}"));
+    assert!(s.ends_with('Z') && s.len() == 20 && s.parse::<jiff::Timestamp>().is_ok(), "not an RFC 3339 UTC time: {s}");
+}
+
+/// Asserts a 24-character lowercase hex id.
+pub fn assert_id(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("expected an id, got {v}"));
+    assert!(s.len() == 24 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "bad id {s}");
+}
+
+/// Runs each named `async fn(Backend)` test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}

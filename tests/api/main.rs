@@ -1,0 +1,7 @@
+//! The API integration suite: every test runs against a real server, once on
+//! SQLite and once on PostgreSQL (see `both_backends!`).
+
+mod helpers;
+
+mod contacts;
+mod platform;
