@@ -2,13 +2,18 @@
 //! (errors, extractors, middleware, pagination) and the OpenAPI document, which
 //! `utoipa-axum` builds from the same route table the server uses.
 
+pub mod analytics;
 pub mod api_keys;
+pub mod calls;
+pub mod campaigns;
+pub mod contact_lists;
 pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod pagination;
+pub mod templates;
 pub mod validate;
 
 use serde::{Deserialize, Deserializer};
@@ -67,6 +72,13 @@ struct ApiDoc;
 
 /// Every `/v1` route, with its OpenAPI operation.
 pub fn v1_router() -> OpenApiRouter<AppState> {
-    let v1 = OpenApiRouter::new().merge(contacts::router()).merge(api_keys::router());
+    let v1 = OpenApiRouter::new()
+        .merge(calls::router())
+        .merge(campaigns::router())
+        .merge(contacts::router())
+        .merge(contact_lists::router())
+        .merge(templates::router())
+        .merge(analytics::router())
+        .merge(api_keys::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/v1", v1)
 }

@@ -3,5 +3,10 @@
 
 mod helpers;
 
+mod analytics;
+mod calls;
+mod campaigns;
+mod contact_lists;
 mod contacts;
 mod platform;
+mod templates;
