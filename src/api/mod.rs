@@ -58,6 +58,7 @@ the first successful response for 24 hours; with a different request it is a 422
 `{\"error\": {\"code\", \"message\", \"details\"}}`."
     ),
     modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody, error::ErrorObject)),
     tags(
         (name = "calls", description = "Outbound and inbound calls"),
         (name = "campaigns", description = "Call campaigns over contacts and contact lists"),
