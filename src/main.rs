@@ -1,12 +1,13 @@
 //! The `callcenter` command line: `serve`, `migrate`, `keys`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use callcenter::app::{App, shutdown_signal};
 use callcenter::config::{Config, FileConfig, StoreConfig};
 use callcenter::domain::Id;
 use callcenter::store::{Db, accounts};
+use callcenter::webhooks::signing;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -55,6 +56,34 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Receiver-side helpers for webhooks.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Check a delivery's signature: `X-Signature` (sha256=...) or, with --id and
+    /// --timestamp, `webhook-signature` (v1,...). Exit code 0 when valid, 1 when not.
+    Verify {
+        /// The endpoint secret (whsec_...).
+        #[arg(long, env = "CALLCENTER_WEBHOOK_SECRET")]
+        secret: String,
+        /// File holding the raw request body, byte for byte.
+        #[arg(long)]
+        body: PathBuf,
+        /// The X-Signature or webhook-signature header value.
+        #[arg(long)]
+        signature: String,
+        /// The webhook-id header (for webhook-signature).
+        #[arg(long)]
+        id: Option<String>,
+        /// The webhook-timestamp header (for webhook-signature).
+        #[arg(long)]
+        timestamp: Option<i64>,
     },
 }
 
@@ -144,11 +173,45 @@ async fn run(command: Command, file: FileConfig) -> ExitCode {
             Err(code) => return code,
         },
         Command::Keys { command } => keys(command, &file).await,
+        Command::Webhooks { command: WebhooksCommand::Verify { secret, body, signature, id, timestamp } } => {
+            return verify_webhook(&secret, &body, &signature, id.as_deref(), timestamp);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify_webhook(secret: &str, body: &Path, signature: &str, id: Option<&str>, timestamp: Option<i64>) -> ExitCode {
+    let body = match std::fs::read(body) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", body.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = if signature.trim_start().starts_with("sha256=") {
+        signing::verify_x_signature(secret, &body, signature)
+    } else {
+        match (id, timestamp) {
+            (Some(id), Some(ts)) => signing::verify_standard(secret, id, ts, &body, signature),
+            _ => {
+                eprintln!("error: a webhook-signature needs --id and --timestamp");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
+    match result {
+        Ok(()) => {
+            println!("valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("invalid: {e}");
             ExitCode::FAILURE
         }
     }

@@ -167,3 +167,27 @@ fn migrate_and_keys_work_on_postgresql() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().starts_with("cc_live_"));
 }
+
+#[test]
+fn webhooks_verify_checks_both_signature_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, br#"{"test": 2432232314}"#).unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let body = body.to_str().unwrap();
+    let x = "sha256=80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c";
+    let ok = run(&["webhooks", "verify", "--secret", secret, "--body", body, "--signature", x]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let bad = run(&["webhooks", "verify", "--secret", "whsec_b3RoZXI=", "--body", body, "--signature", x]);
+    assert_eq!(bad.status.code(), Some(1));
+    let std_sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    let args = ["--id", "msg_p5jXN8AQM9LWM0D4loKWxJek", "--timestamp", "1614265330"];
+    let ok =
+        run(&[&["webhooks", "verify", "--secret", secret, "--body", body, "--signature", std_sig][..], &args].concat());
+    assert!(ok.status.success());
+    let replayed = ["--id", "msg_p5jXN8AQM9LWM0D4loKWxJek", "--timestamp", "1614265331"];
+    let bad =
+        run(&[&["webhooks", "verify", "--secret", secret, "--body", body, "--signature", std_sig][..], &replayed]
+            .concat());
+    assert_eq!(bad.status.code(), Some(1));
+}
