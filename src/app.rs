@@ -14,8 +14,10 @@ use tower_http::trace::TraceLayer;
 use crate::api::extract::JSON_BODY_LIMIT;
 use crate::api::middleware::{self, ApiRateLimiter};
 use crate::api::{self, health};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::store::Db;
+use crate::webhooks::relay::Relay;
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -24,6 +26,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub rate_limiter: Arc<ApiRateLimiter>,
     pub metrics: PrometheusHandle,
+    pub clock: Arc<dyn Clock>,
+    /// The webhook outbox relay; `wake()` it after committing events.
+    pub relay: Arc<Relay>,
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one).
@@ -48,12 +53,14 @@ fn metrics_handle() -> PrometheusHandle {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config) -> AppState {
+    pub fn new(db: Db, config: Config, clock: Arc<dyn Clock>) -> AppState {
         AppState {
+            relay: Arc::new(Relay::new(db.clone(), clock.clone(), config.allow_insecure_webhooks)),
             db,
             rate_limiter: Arc::new(ApiRateLimiter::new(config.rate_limit_per_minute)),
             config: Arc::new(config),
             metrics: metrics_handle(),
+            clock,
         }
     }
 }
@@ -99,12 +106,17 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        App::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with the clock the relay schedules by (tests move it forward).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let db = Db::connect(config.store.database_url.as_deref(), &config.store.data_dir).await?;
         db.migrate().await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        Ok(App { listener, state: AppState::new(db, config) })
+        Ok(App { listener, state: AppState::new(db, config, clock) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -118,9 +130,11 @@ impl App {
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(middleware::housekeeping(self.state.clone()));
+        let relay = tokio::spawn(self.state.relay.clone().run());
         let router = router(self.state.clone());
         let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         housekeeping.abort();
+        relay.abort();
         self.state.db.close().await;
         result.map_err(Into::into)
     }

@@ -25,6 +25,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
+    pub allow_insecure_webhooks: Option<bool>,
 }
 
 impl FileConfig {
@@ -78,6 +79,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub store: StoreConfig,
     pub rate_limit_per_minute: u32,
+    /// Lets webhook URLs be plain http and internal addresses (local development, tests).
+    pub allow_insecure_webhooks: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -88,6 +91,7 @@ impl Config {
         listen: Option<String>,
         store: StoreConfig,
         rate_limit_per_minute: Option<u32>,
+        allow_insecure_webhooks: bool,
         file: &FileConfig,
     ) -> Result<Config, ConfigError> {
         let listen_text = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
@@ -104,7 +108,8 @@ impl Config {
                 reason: "must be at least 1 request per minute".into(),
             });
         }
-        Ok(Config { listen, store, rate_limit_per_minute: rate })
+        let allow_insecure_webhooks = allow_insecure_webhooks || file.allow_insecure_webhooks.unwrap_or(false);
+        Ok(Config { listen, store, rate_limit_per_minute: rate, allow_insecure_webhooks })
     }
 
     /// A configuration for tests and embedding: loopback, port 0, given store.
@@ -113,6 +118,7 @@ impl Config {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             store,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            allow_insecure_webhooks: false,
         }
     }
 }
@@ -126,10 +132,10 @@ mod tests {
         let file: FileConfig = toml::from_str("listen = \"0.0.0.0:9000\"\nrate_limit_per_minute = 5").unwrap();
         let store = StoreConfig::resolve(None, None, &file).unwrap();
         assert_eq!(store.data_dir, PathBuf::from("./data"));
-        let c = Config::resolve(Some("127.0.0.1:1234".into()), store.clone(), None, &file).unwrap();
+        let c = Config::resolve(Some("127.0.0.1:1234".into()), store.clone(), None, false, &file).unwrap();
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.rate_limit_per_minute, 5);
-        let c = Config::resolve(None, store, None, &file).unwrap();
+        let c = Config::resolve(None, store, None, false, &file).unwrap();
         assert_eq!(c.listen.port(), 9000);
     }
 
@@ -137,8 +143,8 @@ mod tests {
     fn rejects_bad_values_and_unknown_keys() {
         assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
         let store = StoreConfig::resolve(None, None, &FileConfig::default()).unwrap();
-        assert!(Config::resolve(Some("nowhere".into()), store.clone(), None, &FileConfig::default()).is_err());
-        assert!(Config::resolve(None, store, Some(0), &FileConfig::default()).is_err());
+        assert!(Config::resolve(Some("nowhere".into()), store.clone(), None, false, &FileConfig::default()).is_err());
+        assert!(Config::resolve(None, store, Some(0), false, &FileConfig::default()).is_err());
         let err = StoreConfig::resolve(None, Some("mysql://u:secret@h/db".into()), &FileConfig::default()).unwrap_err();
         assert!(!err.to_string().contains("secret"));
     }

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
     about = "AI call center gateway: REST API, media bridges, speech pipeline, webhooks"
 )]
 struct Cli {
-    /// Optional TOML config file (keys: listen, data_dir, database_url, rate_limit_per_minute).
+    /// Optional TOML config file (keys: listen, data_dir, database_url, rate_limit_per_minute, allow_insecure_webhooks).
     #[arg(long, global = true, env = "CALLCENTER_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -46,6 +46,9 @@ enum Command {
         /// Requests per minute allowed per API key (default 100).
         #[arg(long, env = "CALLCENTER_RATE_LIMIT_PER_MINUTE")]
         rate_limit_per_minute: Option<u32>,
+        /// Allow http:// webhook URLs and internal addresses (local development only).
+        #[arg(long, env = "CALLCENTER_ALLOW_INSECURE_WEBHOOKS")]
+        allow_insecure_webhooks: bool,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -157,12 +160,12 @@ async fn open(store: &StoreConfig) -> anyhow::Result<Db> {
 
 async fn run(command: Command, file: FileConfig) -> ExitCode {
     let result = match command {
-        Command::Serve { listen, store, rate_limit_per_minute } => {
+        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks } => {
             let store = match store_config(store, &file) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let config = match Config::resolve(listen, store, rate_limit_per_minute, &file) {
+            let config = match Config::resolve(listen, store, rate_limit_per_minute, allow_insecure_webhooks, &file) {
                 Ok(c) => c,
                 Err(e) => return config_error(e),
             };

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod pagination;
 pub mod templates;
 pub mod validate;
+pub mod webhooks;
 
 use serde::{Deserialize, Deserializer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -67,6 +68,7 @@ the first successful response for 24 hours; with a different request it is a 422
         (name = "templates", description = "Call scripts made of steps"),
         (name = "analytics", description = "Call and campaign statistics"),
         (name = "api-keys", description = "API keys of the account"),
+        (name = "webhooks", description = "Webhook endpoints, signed deliveries and their log"),
     )
 )]
 struct ApiDoc;
@@ -80,6 +82,7 @@ pub fn v1_router() -> OpenApiRouter<AppState> {
         .merge(contact_lists::router())
         .merge(templates::router())
         .merge(analytics::router())
-        .merge(api_keys::router());
+        .merge(api_keys::router())
+        .merge(webhooks::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/v1", v1)
 }

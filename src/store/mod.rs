@@ -13,6 +13,7 @@ pub mod contact_lists;
 pub mod contacts;
 pub mod idempotency;
 pub mod templates;
+pub mod webhooks;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -55,7 +56,10 @@ pub struct Db {
 }
 
 /// The schema, embedded so the binary needs no files at run time.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", include_str!("../../migrations/0001_initial.sql")),
+    (2, "webhooks", include_str!("../../migrations/0002_webhooks.sql")),
+];
 
 pub fn migrator() -> Migrator {
     let migrations = MIGRATIONS

@@ -1,6 +1,10 @@
-//! Webhooks: signing, the SSRF guard and the retry schedule (pure parts, tested here);
-//! endpoints, the transactional outbox and the delivery relay build on them.
+//! Webhooks: event types and `emit` (the outbox's one door), signing, the SSRF guard,
+//! the retry schedule, and the relay that delivers.
 
+pub mod events;
+pub mod relay;
 pub mod retry;
 pub mod signing;
 pub mod ssrf;
+
+pub use events::{EventType, emit};

@@ -2,7 +2,7 @@
 //! Checked when an endpoint is saved and again, on the resolved addresses, before
 //! every delivery (DNS can change between the two).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use url::Url;
 

@@ -1,0 +1,225 @@
+//! The outbox relay: claims due deliveries under a lease, sends them signed, records
+//! every attempt and schedules retries. Several gateway processes may run a relay on
+//! one PostgreSQL database; leases (claimed with SKIP LOCKED, re-checked right before
+//! sending) keep them from sending the same attempt twice.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::{Notify, Semaphore};
+
+use super::{retry, signing, ssrf};
+use crate::clock::Clock;
+use crate::domain::{Id, Timestamp};
+use crate::store::Db;
+use crate::store::webhooks::{self as store, AttemptResult, DueDelivery};
+
+const LEASE_SECONDS: i64 = 60;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const PER_ENDPOINT_CONCURRENCY: usize = 8;
+const GLOBAL_CONCURRENCY: usize = 256;
+const CLAIM_BATCH: i64 = 200;
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Resolves receiver names and refuses internal addresses, so a name cannot be
+/// re-pointed at the internal network after the endpoint was saved (DNS rebinding).
+struct GuardedResolver {
+    allow_insecure: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_insecure = self.allow_insecure;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if !allow_insecure && let Some(bad) = addrs.iter().find(|a| ssrf::is_internal(a.ip())) {
+                return Err(format!("{} resolves to the internal address {}", name.as_str(), bad.ip()).into());
+            }
+            let addrs: Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+pub struct Relay {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    client: reqwest::Client,
+    /// This process's lease owner name.
+    owner: String,
+    allow_insecure: bool,
+    wake: Notify,
+    in_flight: Mutex<HashSet<Id>>,
+    endpoint_slots: Mutex<HashMap<Id, Arc<Semaphore>>>,
+    global_slots: Arc<Semaphore>,
+}
+
+impl Relay {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, allow_insecure: bool) -> Relay {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("callcenter/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver { allow_insecure }))
+            .build()
+            .expect("the HTTP client builds");
+        Relay {
+            db,
+            clock,
+            client,
+            owner: format!("relay-{}", Id::generate()),
+            allow_insecure,
+            wake: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
+            endpoint_slots: Mutex::new(HashMap::new()),
+            global_slots: Arc::new(Semaphore::new(GLOBAL_CONCURRENCY)),
+        }
+    }
+
+    /// Tells the relay that new deliveries were committed (saves up to one poll interval).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Claims and dispatches due deliveries until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let now = self.clock.now();
+            let claimed = match store::claim_due(
+                &self.db,
+                &self.owner,
+                now,
+                now.plus_seconds(LEASE_SECONDS),
+                CLAIM_BATCH,
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook relay could not claim deliveries");
+                    Vec::new()
+                }
+            };
+            let full_batch = claimed.len() as i64 == CLAIM_BATCH;
+            for delivery in claimed {
+                let fresh = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(delivery.id.clone());
+                if fresh {
+                    tokio::spawn(self.clone().deliver(delivery));
+                }
+            }
+            if !full_batch {
+                tokio::select! {
+                    _ = self.wake.notified() => {},
+                    _ = tokio::time::sleep(POLL_INTERVAL) => {},
+                }
+            }
+        }
+    }
+
+    fn endpoint_slot(&self, endpoint: &Id) -> Arc<Semaphore> {
+        self.endpoint_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(endpoint.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(PER_ENDPOINT_CONCURRENCY)))
+            .clone()
+    }
+
+    async fn deliver(self: Arc<Self>, d: DueDelivery) {
+        // Per-endpoint slot first: a slow receiver's queue never holds global slots.
+        let slot = self.endpoint_slot(&d.endpoint_id);
+        let _endpoint_permit = slot.acquire_owned().await;
+        let _global_permit = self.global_slots.clone().acquire_owned().await;
+        if let Err(e) = self.deliver_once(&d).await {
+            tracing::warn!(error = %e, delivery = %d.id, "webhook delivery bookkeeping failed");
+        }
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.id);
+    }
+
+    async fn deliver_once(&self, d: &DueDelivery) -> Result<(), crate::store::StoreError> {
+        let now = self.clock.now();
+        if !d.enabled {
+            return store::abandon(&self.db, &d.id, "endpoint disabled", now).await;
+        }
+        if !store::extend_lease(&self.db, &d.id, &self.owner, now.plus_seconds(LEASE_SECONDS)).await? {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let outcome = self.send(d).await;
+        let latency_ms = started.elapsed().as_millis() as i64;
+        let now = self.clock.now();
+        let (status_code, error) = match outcome {
+            Ok(code) if (200..300).contains(&code) => (Some(code), None),
+            Ok(code) => (Some(code), Some(format!("receiver answered HTTP {code}"))),
+            Err(e) => (None, Some(e)),
+        };
+        let succeeded = error.is_none();
+        let next_attempt_at = if succeeded {
+            None
+        } else {
+            retry::next_delay((d.attempts + 1) as u32, &mut rand::rng())
+                .map(|delay| now.plus_seconds(delay.as_secs() as i64))
+        };
+        let result = AttemptResult {
+            status_code,
+            latency_ms,
+            error,
+            succeeded,
+            next_attempt_at,
+            disable_if_failing_since_before: now.plus_seconds(-(retry::DISABLE_AFTER.as_secs() as i64)),
+        };
+        metrics::counter!("webhook_attempts_total", "result" => if succeeded { "success" } else { "failure" })
+            .increment(1);
+        metrics::histogram!("webhook_attempt_duration_seconds").record(latency_ms as f64 / 1000.0);
+        store::record_attempt(&self.db, d, &result, now).await
+    }
+
+    /// One signed POST; the receiver's status code, or why no response came.
+    async fn send(&self, d: &DueDelivery) -> Result<u16, String> {
+        let url = ssrf::check_url(&d.url, self.allow_insecure).map_err(|e| format!("URL {e}"))?;
+        let body = d.payload.as_bytes();
+        // Receivers compare this with their own clock, so it is real time, never a test clock.
+        let timestamp = Timestamp::now().as_jiff().as_second();
+        let x_signature = signing::x_signature(&d.secret, body).map_err(|e| e.to_string())?;
+        let mut signature =
+            signing::standard_signature(&d.secret, &d.event_id, timestamp, body).map_err(|e| e.to_string())?;
+        if let Some(previous) = &d.previous_secret
+            && let Ok(old) = signing::standard_signature(previous, &d.event_id, timestamp, body)
+        {
+            signature = format!("{signature} {old}");
+        }
+        let response = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-signature", x_signature)
+            .header("webhook-id", d.event_id.as_str())
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(d.payload.clone())
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(response.status().as_u16())
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out after 10 s".to_owned()
+    } else if e.is_connect() {
+        let mut source: Option<&dyn std::error::Error> = Some(e);
+        let mut detail = String::new();
+        while let Some(s) = source {
+            detail = s.to_string();
+            source = s.source();
+        }
+        format!("connection failed: {detail}")
+    } else {
+        e.to_string()
+    }
+}
