@@ -17,6 +17,9 @@ pub enum ApiError {
     InvalidRequest { message: String, details: Value },
     #[error("{resource} not found")]
     NotFound { resource: &'static str, field: Option<String> },
+    /// Some ids of a list in the request body (e.g. `contacts`) do not exist.
+    #[error("{resource} not found: {}", missing.join(", "))]
+    MissingReferences { resource: &'static str, field: String, missing: Vec<String> },
     #[error("No route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("Method {method} is not allowed on {path}")]
@@ -77,7 +80,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidParameter { .. } | ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::MissingReferences { .. } | ApiError::RouteNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Conflict { .. } | ApiError::IdempotencyKeyInFlight { .. } => StatusCode::CONFLICT,
@@ -93,7 +98,9 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::InvalidRequest { .. } => "invalid_request",
-            ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => "not_found",
+            ApiError::NotFound { .. } | ApiError::MissingReferences { .. } | ApiError::RouteNotFound { .. } => {
+                "not_found"
+            }
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Conflict { .. } => "conflict",
@@ -111,6 +118,7 @@ impl ApiError {
             ApiError::InvalidParameter { field, reason } => json!({"field": field, "reason": reason}),
             ApiError::InvalidRequest { details, .. } | ApiError::Conflict { details, .. } => details.clone(),
             ApiError::NotFound { field: Some(field), .. } => json!({"field": field}),
+            ApiError::MissingReferences { field, missing, .. } => json!({"field": field, "missing": missing}),
             ApiError::RateLimited { limit, retry_after_secs } => {
                 json!({"limit": limit, "retryAfter": retry_after_secs})
             }
