@@ -14,6 +14,7 @@ use super::{Db, Page, PageRequest, RowExt, Sql, StoreError, StoreResult, fetch_p
 use crate::domain::schedule::Schedule;
 use crate::domain::status::{CallStatus, CampaignStatus, Outcome};
 use crate::domain::{Id, Timestamp};
+use crate::webhooks::{self, EventType};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -374,10 +375,11 @@ pub enum Transition {
 /// the calls a cancellation cancels, and anything else that must never be seen without
 /// the status change (or happen without it).
 pub async fn transition(db: &Db, account_id: &Id, id: &Id, to: CampaignStatus) -> StoreResult<Transition> {
-    let now = Timestamp::now().to_db();
+    let now_ts = Timestamp::now();
+    let now = now_ts.to_db();
     let mut tx = db.write.begin().await?;
-    loop {
-        let row = sqlx::query("SELECT status FROM campaigns WHERE account_id = $1 AND id = $2")
+    let (from, name) = loop {
+        let row = sqlx::query("SELECT status, name FROM campaigns WHERE account_id = $1 AND id = $2")
             .bind(account_id.as_str())
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -400,9 +402,9 @@ pub async fn transition(db: &Db, account_id: &Id, id: &Id, to: CampaignStatus) -
         sql.push_with(" WHERE id = ? AND status = ?", [id.as_str().into(), from.as_str().into()]);
         let updated = sql.query().execute(&mut *tx).await?.rows_affected();
         if updated == 1 {
-            break;
+            break (from, row.text("name")?);
         }
-    }
+    };
     if to == CampaignStatus::Cancelled {
         let pending = CallStatus::ALL
             .iter()
@@ -421,8 +423,23 @@ pub async fn transition(db: &Db, account_id: &Id, id: &Id, to: CampaignStatus) -
         .execute(&mut *tx)
         .await?;
     }
-    // The transition's effects end here: the commit makes them visible together with
-    // the new status, or not at all.
+    // The webhook event joins the same transaction (transactional outbox): it exists
+    // exactly when the status change does.
+    let event = match to {
+        CampaignStatus::Active => Some(EventType::CampaignStarted),
+        CampaignStatus::Paused => Some(EventType::CampaignPaused),
+        CampaignStatus::Completed | CampaignStatus::Cancelled => Some(EventType::CampaignCompleted),
+        CampaignStatus::Scheduled => None,
+    };
+    if let Some(event) = event {
+        let data = serde_json::json!({
+            "campaignId": id,
+            "name": name,
+            "status": to.as_str(),
+            "previousStatus": from.as_str(),
+        });
+        webhooks::emit(&mut tx, account_id, event, data, now_ts).await?;
+    }
     tx.commit().await?;
     Ok(Transition::Done)
 }
