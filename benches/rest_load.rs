@@ -102,6 +102,8 @@ async fn seed(args: &[String]) -> anyhow::Result<()> {
             eprintln!("seeded {done}/{calls} calls");
         }
     }
+    // The bulk insert bypassed store::calls, so bring the list totals' counters up to date.
+    callcenter::store::calls::rebuild_counts(&db, &account).await?;
     eprintln!("seeded {calls} calls in {:.1} s", started.elapsed().as_secs_f64());
     println!("{key}");
     Ok(())

@@ -126,12 +126,25 @@ CREATE TABLE calls (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- Lists are newest first (created_at DESC, id DESC) and pick a page of ids from an
+-- index alone before reading rows: the status and campaign filters read theirs in
+-- order; a date range sorts only the (created_at, id) of its index entries.
 CREATE INDEX calls_account_created ON calls (account_id, created_at, id);
-CREATE INDEX calls_account_effective ON calls (account_id, effective_at);
-CREATE INDEX calls_account_status ON calls (account_id, status, created_at);
+CREATE INDEX calls_account_effective ON calls (account_id, effective_at, created_at, id);
+CREATE INDEX calls_account_status ON calls (account_id, status, created_at, id);
+CREATE INDEX calls_account_campaign ON calls (account_id, campaign_id, created_at, id);
 CREATE INDEX calls_contact ON calls (contact_id, effective_at);
 CREATE INDEX calls_campaign ON calls (campaign_id, status);
-CREATE INDEX calls_template ON calls (template_id);
+CREATE INDEX calls_template ON calls (template_id, account_id);
+
+-- Calls per account and status, changed in the same transaction as every insert and
+-- status change in store::calls, so list totals need no COUNT over a large account.
+CREATE TABLE call_counts (
+    account_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (account_id, status)
+);
 
 CREATE TABLE idempotency_keys (
     account_id TEXT NOT NULL,

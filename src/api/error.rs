@@ -13,6 +13,10 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("The parameter '{field}' is invalid")]
     InvalidParameter { field: String, reason: String },
+    /// An invalid parameter with more facts for the client than field and reason
+    /// (e.g. the names of missing call variables), merged into `details`.
+    #[error("The parameter '{field}' is invalid")]
+    InvalidParameterWith { field: String, reason: String, extra: Value },
     #[error("{message}")]
     InvalidRequest { message: String, details: Value },
     #[error("{resource} not found")]
@@ -64,6 +68,11 @@ impl ApiError {
         ApiError::InvalidParameter { field: field.into(), reason: reason.into() }
     }
 
+    /// `extra` must be a JSON object; its entries join `field` and `reason` in `details`.
+    pub fn invalid_with(field: impl Into<String>, reason: impl Into<String>, extra: Value) -> ApiError {
+        ApiError::InvalidParameterWith { field: field.into(), reason: reason.into(), extra }
+    }
+
     pub fn not_found(resource: &'static str) -> ApiError {
         ApiError::NotFound { resource, field: None }
     }
@@ -79,7 +88,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidParameter { .. } | ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidParameter { .. }
+            | ApiError::InvalidParameterWith { .. }
+            | ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } | ApiError::MissingReferences { .. } | ApiError::RouteNotFound { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -96,7 +107,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::InvalidParameter { .. } | ApiError::InvalidParameterWith { .. } => "invalid_parameter",
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::NotFound { .. } | ApiError::MissingReferences { .. } | ApiError::RouteNotFound { .. } => {
                 "not_found"
@@ -116,6 +127,13 @@ impl ApiError {
     fn details(&self) -> Value {
         match self {
             ApiError::InvalidParameter { field, reason } => json!({"field": field, "reason": reason}),
+            ApiError::InvalidParameterWith { field, reason, extra } => {
+                let mut details = json!({"field": field, "reason": reason});
+                if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+                    d.extend(e.clone());
+                }
+                details
+            }
             ApiError::InvalidRequest { details, .. } | ApiError::Conflict { details, .. } => details.clone(),
             ApiError::NotFound { field: Some(field), .. } => json!({"field": field}),
             ApiError::MissingReferences { field, missing, .. } => json!({"field": field, "missing": missing}),

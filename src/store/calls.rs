@@ -1,1 +1,383 @@
-//! TODO
+//! Calls: creation, reads, lists and status changes.
+//!
+//! Every insert and status change of a call goes through this module, because it keeps
+//! `call_counts` (calls per account and status) exact in the same transaction: list
+//! totals then cost one or a few rows instead of a COUNT over a large account.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe};
+use utoipa::ToSchema;
+
+use super::{Db, Page, PageRequest, RowExt, Sql, StoreError, StoreResult, json_col};
+use crate::domain::status::{CallDirection, CallStatus, Outcome};
+use crate::domain::{Id, Phone, Timestamp};
+
+/// A call, as the API shows it (`GET /calls/{id}`); every column of `calls`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Call {
+    pub id: Id,
+    #[serde(skip)]
+    pub account_id: Id,
+    pub status: CallStatus,
+    #[schema(example = "+15551234567")]
+    pub phone: String,
+    pub contact_id: Option<Id>,
+    pub template_id: Option<Id>,
+    /// Set when a campaign placed the call.
+    pub campaign_id: Option<Id>,
+    /// The values the template's `{placeholders}` are filled with: those given on
+    /// creation plus those derived from the contact.
+    #[schema(example = json!({"companyName": "Acme Inc", "contactName": "John Smith", "productName": "Premium Widget"}))]
+    pub variables: BTreeMap<String, String>,
+    /// When the call is to be placed; `null` for "as soon as possible".
+    #[serde(rename = "scheduled")]
+    pub scheduled_at: Option<Timestamp>,
+    #[schema(example = "+15559876543")]
+    pub caller_id: Option<String>,
+    pub direction: CallDirection,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// Seconds from answer to hang-up.
+    #[schema(example = 223)]
+    pub duration: Option<i64>,
+    #[serde(rename = "recording")]
+    #[schema(example = "https://api.your-domain.com/recordings/60a2e7f3b9c1a83e94d8f2c3.mp3")]
+    pub recording_url: Option<String>,
+    #[serde(rename = "transcript")]
+    #[schema(example = "https://api.your-domain.com/transcripts/60a2e7f3b9c1a83e94d8f2c3.json")]
+    pub transcript_url: Option<String>,
+    pub outcome: Option<Outcome>,
+    #[schema(example = "Customer expressed interest in the premium plan")]
+    pub notes: Option<String>,
+    /// The time date filters and analytics file the call under: when it started, else
+    /// when it is scheduled, else when it was created.
+    #[serde(skip)]
+    pub effective_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A call to create, already validated.
+#[derive(Clone, Debug)]
+pub struct NewCall {
+    pub status: CallStatus,
+    pub direction: CallDirection,
+    pub phone: Phone,
+    pub contact_id: Option<Id>,
+    pub template_id: Option<Id>,
+    pub campaign_id: Option<Id>,
+    pub variables: BTreeMap<String, String>,
+    pub scheduled_at: Option<Timestamp>,
+    pub caller_id: Option<Phone>,
+}
+
+const COLUMNS: &str = "id, account_id, status, direction, phone, contact_id, template_id, campaign_id, variables, \
+     scheduled_at, caller_id, started_at, ended_at, duration, recording_url, transcript_url, outcome, notes, \
+     effective_at, created_at, updated_at";
+
+fn corrupt(col: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{col}: unknown value '{value}'"))
+}
+
+fn opt_time(row: &AnyRow, col: &str) -> StoreResult<Option<Timestamp>> {
+    Ok(row.opt_text(col)?.map(|t| Timestamp::from_db(&t)))
+}
+
+fn from_row(row: &AnyRow) -> StoreResult<Call> {
+    let status = row.text("status")?;
+    let direction = row.text("direction")?;
+    let outcome = row.opt_text("outcome")?;
+    Ok(Call {
+        id: Id::from_trusted(row.text("id")?),
+        account_id: Id::from_trusted(row.text("account_id")?),
+        status: CallStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        direction: CallDirection::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+        phone: row.text("phone")?,
+        contact_id: row.opt_text("contact_id")?.map(Id::from_trusted),
+        template_id: row.opt_text("template_id")?.map(Id::from_trusted),
+        campaign_id: row.opt_text("campaign_id")?.map(Id::from_trusted),
+        variables: json_col(row, "variables")?,
+        scheduled_at: opt_time(row, "scheduled_at")?,
+        caller_id: row.opt_text("caller_id")?,
+        started_at: opt_time(row, "started_at")?,
+        ended_at: opt_time(row, "ended_at")?,
+        duration: row.opt_int("duration")?,
+        recording_url: row.opt_text("recording_url")?,
+        transcript_url: row.opt_text("transcript_url")?,
+        outcome: outcome.map(|o| Outcome::parse(&o).ok_or_else(|| corrupt("outcome", &o))).transpose()?,
+        notes: row.opt_text("notes")?,
+        effective_at: Timestamp::from_db(&row.text("effective_at")?),
+        created_at: Timestamp::from_db(&row.text("created_at")?),
+        updated_at: Timestamp::from_db(&row.text("updated_at")?),
+    })
+}
+
+/// Adds `delta` to the account's count of calls in `status`.
+async fn bump_count(conn: &mut AnyConnection, account_id: &Id, status: CallStatus, delta: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO call_counts (account_id, status, n) VALUES ($1, $2, $3) \
+         ON CONFLICT (account_id, status) DO UPDATE SET n = call_counts.n + excluded.n",
+    )
+    .bind(account_id.as_str())
+    .bind(status.as_str())
+    .bind(delta)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn create(db: &Db, account_id: &Id, new: NewCall) -> StoreResult<Call> {
+    let mut tx = db.write.begin().await?;
+    let call = insert(&mut tx, account_id, new, Timestamp::now()).await?;
+    tx.commit().await?;
+    Ok(call)
+}
+
+/// Inserts a call inside the caller's transaction (for code that creates calls
+/// together with other rows, such as a campaign's dialer).
+pub async fn insert(conn: &mut AnyConnection, account_id: &Id, new: NewCall, now: Timestamp) -> StoreResult<Call> {
+    let call = Call {
+        id: Id::generate(),
+        account_id: account_id.clone(),
+        status: new.status,
+        phone: new.phone.as_str().to_owned(),
+        contact_id: new.contact_id,
+        template_id: new.template_id,
+        campaign_id: new.campaign_id,
+        variables: new.variables,
+        scheduled_at: new.scheduled_at,
+        caller_id: new.caller_id.map(|p| p.as_str().to_owned()),
+        direction: new.direction,
+        started_at: None,
+        ended_at: None,
+        duration: None,
+        recording_url: None,
+        transcript_url: None,
+        outcome: None,
+        notes: None,
+        effective_at: new.scheduled_at.unwrap_or(now),
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO calls (id, account_id, status, direction, phone, contact_id, template_id, campaign_id, \
+         variables, scheduled_at, caller_id, effective_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(call.id.as_str())
+    .bind(account_id.as_str())
+    .bind(call.status.as_str())
+    .bind(call.direction.as_str())
+    .bind(call.phone.clone())
+    .bind(call.contact_id.as_ref().map(|i| i.as_str().to_owned()))
+    .bind(call.template_id.as_ref().map(|i| i.as_str().to_owned()))
+    .bind(call.campaign_id.as_ref().map(|i| i.as_str().to_owned()))
+    .bind(serde_json::to_string(&call.variables).unwrap_or_else(|_| "{}".into()))
+    .bind(call.scheduled_at.map(|t| t.to_db()))
+    .bind(call.caller_id.clone())
+    .bind(call.effective_at.to_db())
+    .bind(now.to_db())
+    .bind(now.to_db())
+    .execute(&mut *conn)
+    .await?;
+    bump_count(conn, account_id, call.status, 1).await?;
+    Ok(call)
+}
+
+pub async fn get(db: &Db, account_id: &Id, id: &Id) -> StoreResult<Option<Call>> {
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM calls WHERE account_id = $1 AND id = $2")))
+        .bind(account_id.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&db.read)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<CallStatus>,
+    pub contact_id: Option<Id>,
+    pub campaign_id: Option<Id>,
+    /// Inclusive bounds on `effective_at`, at the API's one-second precision.
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+}
+
+/// Truncates to the whole second (times on the wire have no fractions).
+fn whole_second(t: Timestamp) -> Timestamp {
+    let s = t.as_jiff().as_second();
+    jiff::Timestamp::from_second(s).map(Timestamp::from_jiff).unwrap_or(t)
+}
+
+/// Calls of the account, newest first (`created_at DESC, id DESC`).
+pub async fn list(db: &Db, account_id: &Id, filter: &ListFilter, page: PageRequest) -> StoreResult<Page<Call>> {
+    let mut sql = Sql::new("FROM calls WHERE account_id = ");
+    let a = sql.arg(account_id.as_str());
+    sql.push(&a);
+    if let Some(status) = filter.status {
+        sql.push_with(" AND status = ?", [status.as_str().into()]);
+    }
+    if let Some(contact_id) = &filter.contact_id {
+        sql.push_with(" AND contact_id = ?", [contact_id.as_str().into()]);
+    }
+    if let Some(campaign_id) = &filter.campaign_id {
+        sql.push_with(" AND campaign_id = ?", [campaign_id.as_str().into()]);
+    }
+    if let Some(start) = filter.start {
+        sql.push_with(" AND effective_at >= ?", [whole_second(start).to_db().into()]);
+    }
+    if let Some(end) = filter.end {
+        // Inclusive of the whole last second: stored times carry microseconds.
+        sql.push_with(" AND effective_at < ?", [whole_second(end).plus_seconds(1).to_db().into()]);
+    }
+    let total = if filter.contact_id.is_none()
+        && filter.campaign_id.is_none()
+        && filter.start.is_none()
+        && filter.end.is_none()
+    {
+        let mut count =
+            Sql::new("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM call_counts WHERE account_id = ");
+        let a = count.arg(account_id.as_str());
+        count.push(&a);
+        if let Some(status) = filter.status {
+            count.push_with(" AND status = ?", [status.as_str().into()]);
+        }
+        count.query().fetch_one(&db.read).await?.int("n")?
+    } else {
+        let mut count = Sql::new("SELECT CAST(COUNT(*) AS BIGINT) AS n ");
+        count.push(sql.text());
+        count.args = sql.args.clone();
+        count.query().fetch_one(&db.read).await?.int("n")?
+    };
+    if page.offset() >= total {
+        return Ok(Page { items: Vec::new(), total });
+    }
+    // The page's ids come from an index alone (rows skipped by OFFSET or sorted for a
+    // date range are never read); only the page's rows are then fetched.
+    let mut select = Sql::new(&format!("SELECT {COLUMNS} FROM calls WHERE id IN (SELECT id "));
+    select.push(sql.text());
+    select.args = sql.args.clone();
+    let limit = select.arg(page.limit);
+    let offset = select.arg(page.offset());
+    select.push(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET {offset}) ORDER BY created_at DESC, id DESC"
+    ));
+    let rows = select.query().fetch_all(&db.read).await?;
+    Ok(Page { items: rows.iter().map(from_row).collect::<StoreResult<_>>()?, total })
+}
+
+/// Moves a call from `from` to `to` if it is still in `from`: a compare-and-set, so
+/// of two writers racing (an API cancel and the dialer) exactly one wins. Returns
+/// whether this one did.
+pub async fn transition(db: &Db, account_id: &Id, id: &Id, from: CallStatus, to: CallStatus) -> StoreResult<bool> {
+    let mut tx = db.write.begin().await?;
+    let changed =
+        sqlx::query("UPDATE calls SET status = $1, updated_at = $2 WHERE account_id = $3 AND id = $4 AND status = $5")
+            .bind(to.as_str())
+            .bind(Timestamp::now().to_db())
+            .bind(account_id.as_str())
+            .bind(id.as_str())
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if changed {
+        // Always lock the two counter rows in the same order, so that opposite
+        // transitions running at once cannot deadlock on PostgreSQL.
+        let mut bumps = [(from, -1), (to, 1)];
+        bumps.sort_by_key(|(s, _)| s.as_str());
+        for (status, delta) in bumps {
+            bump_count(&mut tx, account_id, status, delta).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// Cancels every scheduled or queued call of a campaign inside the caller's transaction
+/// (a campaign's cancellation), keeping the per-status counters exact.
+pub async fn cancel_pending_of_campaign(
+    conn: &mut AnyConnection,
+    account_id: &Id,
+    campaign_id: &Id,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let mut cancelled = 0;
+    for from in CallStatus::ALL.iter().copied().filter(|s| s.is_cancellable()) {
+        let n = sqlx::query(
+            "UPDATE calls SET status = $1, updated_at = $2 WHERE account_id = $3 AND campaign_id = $4 AND status = $5",
+        )
+        .bind(CallStatus::Cancelled.as_str())
+        .bind(now.to_db())
+        .bind(account_id.as_str())
+        .bind(campaign_id.as_str())
+        .bind(from.as_str())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            let mut bumps = [(from, -(n as i64)), (CallStatus::Cancelled, n as i64)];
+            bumps.sort_by_key(|(s, _)| s.as_str());
+            for (status, delta) in bumps {
+                bump_count(&mut *conn, account_id, status, delta).await?;
+            }
+        }
+        cancelled += n;
+    }
+    Ok(cancelled)
+}
+
+/// Recomputes an account's per-status counters from the calls themselves (after a bulk
+/// load that bypassed this module, or to repair drift).
+pub async fn rebuild_counts(db: &Db, account_id: &Id) -> StoreResult<()> {
+    let mut tx = db.write.begin().await?;
+    sqlx::query("DELETE FROM call_counts WHERE account_id = $1").bind(account_id.as_str()).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO call_counts (account_id, status, n) \
+         SELECT account_id, status, CAST(COUNT(*) AS BIGINT) FROM calls WHERE account_id = $1 GROUP BY account_id, status",
+    )
+    .bind(account_id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub enum CancelOutcome {
+    Cancelled,
+    NotFound,
+    /// The call is past the point where it can be cancelled.
+    NotCancellable(CallStatus),
+}
+
+/// Cancels a scheduled or queued call.
+pub async fn cancel(db: &Db, account_id: &Id, id: &Id) -> StoreResult<CancelOutcome> {
+    let mut attempts = 0;
+    loop {
+        let row = sqlx::query("SELECT status FROM calls WHERE account_id = $1 AND id = $2")
+            .bind(account_id.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&db.read)
+            .await?;
+        let Some(row) = row else { return Ok(CancelOutcome::NotFound) };
+        let text = row.text("status")?;
+        let current = CallStatus::parse(&text).ok_or_else(|| corrupt("status", &text))?;
+        if !current.is_cancellable() {
+            return Ok(CancelOutcome::NotCancellable(current));
+        }
+        if transition(db, account_id, id, current, CallStatus::Cancelled).await? {
+            return Ok(CancelOutcome::Cancelled);
+        }
+        // Another writer moved the call between the read and the update (e.g. the
+        // dispatcher queued it): look again, but do not chase it forever.
+        attempts += 1;
+        if attempts == 3 {
+            return Ok(CancelOutcome::NotCancellable(current));
+        }
+    }
+}

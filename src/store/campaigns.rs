@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use super::analytics::percent;
+use super::calls;
 use super::{Db, Page, PageRequest, RowExt, Sql, StoreError, StoreResult, fetch_page, json_col};
 use crate::domain::schedule::Schedule;
 use crate::domain::status::{CallStatus, CampaignStatus, Outcome};
@@ -406,22 +407,7 @@ pub async fn transition(db: &Db, account_id: &Id, id: &Id, to: CampaignStatus) -
         }
     };
     if to == CampaignStatus::Cancelled {
-        let pending = CallStatus::ALL
-            .iter()
-            .filter(|s| s.is_cancellable())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        sqlx::query(AssertSqlSafe(format!(
-            "UPDATE calls SET status = $1, updated_at = $2 WHERE account_id = $3 AND campaign_id = $4 \
-             AND status IN ({pending})"
-        )))
-        .bind(CallStatus::Cancelled.as_str())
-        .bind(now.clone())
-        .bind(account_id.as_str())
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
+        calls::cancel_pending_of_campaign(&mut tx, account_id, id, now_ts).await?;
     }
     // The webhook event joins the same transaction (transactional outbox): it exists
     // exactly when the status change does.
