@@ -156,14 +156,40 @@ async fn health_ready_and_metrics(b: Backend) {
 
 /// The spec's endpoints, plus the ones we added where it is silent.
 const DOCUMENTED: &[(&str, &str)] = &[
+    // The spec's endpoints.
+    ("post", "/v1/calls"),
+    ("get", "/v1/calls"),
+    ("get", "/v1/calls/{id}"),
+    ("post", "/v1/calls/{id}/cancel"),
+    ("post", "/v1/campaigns"),
+    ("get", "/v1/campaigns"),
+    ("get", "/v1/campaigns/{id}"),
+    ("post", "/v1/campaigns/{id}/status"),
     ("post", "/v1/contacts"),
     ("get", "/v1/contacts"),
     ("get", "/v1/contacts/{id}"),
+    ("post", "/v1/templates"),
+    ("get", "/v1/templates"),
+    ("get", "/v1/templates/{id}"),
+    ("get", "/v1/analytics/calls"),
+    ("get", "/v1/analytics/campaigns"),
+    // Where the spec is silent.
     ("patch", "/v1/contacts/{id}"),
     ("delete", "/v1/contacts/{id}"),
+    ("patch", "/v1/templates/{id}"),
+    ("delete", "/v1/templates/{id}"),
     ("post", "/v1/api-keys"),
     ("get", "/v1/api-keys"),
     ("delete", "/v1/api-keys/{id}"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
+    ("patch", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/{id}/rotate-secret"),
+    ("post", "/v1/webhooks/{id}/test"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
+    ("post", "/v1/webhooks/{id}/deliveries/{deliveryId}/retry"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {
