@@ -207,6 +207,8 @@ async fn update_campaign_status(
         .ok_or_else(|| ApiError::invalid("status", format!("must be one of: {}", CampaignStatus::expected())))?;
     match campaigns::transition(&state.db, &who.account_id, &id, to).await? {
         Transition::Done => {
+            // The transition committed a webhook event; deliver it without waiting for the next poll.
+            state.relay.wake();
             Ok(Json(CampaignStatusChanged { id, status: to, message: format!("Campaign successfully {}", to.verb()) }))
         }
         Transition::NotFound => Err(ApiError::not_found("Campaign")),
