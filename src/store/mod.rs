@@ -102,7 +102,7 @@ impl Db {
             let options = AnyConnectOptions::from_str(&url)?;
             let write = sqlite_pool(options.clone(), 1).await?;
             write.execute("PRAGMA journal_mode=WAL").await?;
-            let read = sqlite_pool(options, 4).await?;
+            let read = sqlite_pool(options, read_connections()).await?;
             Ok(Db { read, write, backend: Backend::Sqlite })
         } else {
             Err(StoreError::Database(sqlx::Error::Configuration(
@@ -328,4 +328,10 @@ pub async fn fetch_page(
     select.push(&format!("LIMIT {limit} OFFSET {offset}"));
     let rows = if page.offset() >= total { Vec::new() } else { select.query().fetch_all(pool).await? };
     Ok((rows, total))
+}
+
+/// SQLite read connections: one per core. Each connection runs on its own thread and
+/// hands rows over a channel, so more connections than cores only add context switches.
+fn read_connections() -> u32 {
+    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2).clamp(2, 8)
 }
