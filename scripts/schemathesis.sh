@@ -102,6 +102,9 @@ BASE="http://127.0.0.1:$PORT"
 say "server listening on $BASE"
 
 # ---- schemathesis ---------------------------------------------------------------------
+# DELETE /v1/api-keys/{id} is left out: Schemathesis reuses ids from earlier responses,
+# finds the id of the very key it authenticates with, revokes it, and every later case
+# is a 401 that tests nothing. The API suite covers revocation.
 say "st run $BASE/v1/openapi.json (max examples $MAX_EXAMPLES)"
 set +e
 (
@@ -112,6 +115,7 @@ set +e
         --checks not_a_server_error,response_schema_conformance \
         --max-examples "$MAX_EXAMPLES" \
         --phases examples,fuzzing \
+        --exclude-path '/v1/api-keys/{id}' \
         "$@"
 )
 rc=$?
