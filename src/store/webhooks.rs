@@ -1,5 +1,7 @@
 //! Webhook endpoints, the outbox's deliveries and their attempts.
 
+use std::collections::{BTreeMap, HashSet};
+
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
@@ -359,19 +361,52 @@ pub async fn claim_due(
         .collect()
 }
 
-/// Re-checks and extends the lease right before sending: false means another relay
-/// took the delivery over (our lease ran out), so we must not send it.
-pub async fn extend_lease(db: &Db, delivery_id: &Id, owner: &str, until: Timestamp) -> StoreResult<bool> {
-    let n = sqlx::query(
-        "UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'pending'",
-    )
-    .bind(until.to_db())
-    .bind(delivery_id.as_str())
-    .bind(owner)
-    .execute(&db.write)
-    .await?
-    .rows_affected();
-    Ok(n == 1)
+/// Re-checks and extends leases right before sending, for a batch of deliveries at
+/// once; returns those still ours to send. A delivery is missing from the answer when
+/// another relay took it over (our lease ran out) or its endpoint was disabled since the
+/// claim (its lease then runs out and the next claim abandons it): it must not be sent.
+pub async fn extend_leases(db: &Db, owner: &str, ids: &[Id], until: Timestamp) -> StoreResult<HashSet<Id>> {
+    let mut ours = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new("UPDATE webhook_deliveries SET ");
+        sql.push_with(
+            "lease_until = ? WHERE lease_owner = ? AND status = 'pending' ",
+            [until.to_db().into(), owner.into()],
+        );
+        sql.push(
+            "AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = webhook_deliveries.endpoint_id AND w.enabled = 1) \
+             AND id IN (",
+        );
+        push_ids(&mut sql, chunk);
+        sql.push(") RETURNING id");
+        for row in sql.query().fetch_all(&db.write).await? {
+            ours.insert(Id::from_trusted(row.text("id")?));
+        }
+    }
+    Ok(ours)
+}
+
+/// Extends the leases `owner` still holds among `ids` (deliveries it is sending or has
+/// queued), so they outlive a slow receiver but not the process.
+pub async fn renew_leases(db: &Db, owner: &str, ids: &[Id], until: Timestamp) -> StoreResult<()> {
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new("UPDATE webhook_deliveries SET ");
+        sql.push_with("lease_until = ? WHERE lease_owner = ? AND id IN (", [until.to_db().into(), owner.into()]);
+        push_ids(&mut sql, chunk);
+        sql.push(")");
+        sql.query().execute(&db.write).await?;
+    }
+    Ok(())
+}
+
+fn push_ids(sql: &mut Sql, ids: &[Id]) {
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let p = sql.arg(id.as_str());
+        sql.push(&p);
+    }
 }
 
 pub struct AttemptResult {
@@ -385,63 +420,130 @@ pub struct AttemptResult {
     pub disable_if_failing_since_before: Timestamp,
 }
 
-/// Records an attempt and moves the delivery and its endpoint on, in one transaction.
-pub async fn record_attempt(db: &Db, d: &DueDelivery, r: &AttemptResult, now: Timestamp) -> StoreResult<()> {
+/// One finished attempt, to be recorded.
+pub struct Attempt {
+    pub delivery: DueDelivery,
+    pub result: AttemptResult,
+    /// When the attempt finished.
+    pub at: Timestamp,
+}
+
+/// What a batch of attempts does to one endpoint's failure record.
+#[derive(Default)]
+struct EndpointOutcome {
+    /// A success came: the failure streak (if any) ended.
+    succeeded: bool,
+    /// When the current streak began, if the last attempt in the batch failed and the
+    /// streak began in this batch.
+    failing_from: Option<Timestamp>,
+    disable_before: Option<Timestamp>,
+}
+
+/// Records attempts and moves their deliveries and endpoints on, in one transaction
+/// (a group commit: the relay records whatever finished while the previous batch was
+/// being written, which keeps the single SQLite writer from becoming the bottleneck).
+pub async fn record_attempts(db: &Db, attempts: &[Attempt]) -> StoreResult<()> {
+    let Some(latest) = attempts.iter().map(|a| a.at).max() else { return Ok(()) };
     let mut tx = db.write.begin().await?;
-    sqlx::query(
-        "INSERT INTO webhook_attempts (id, delivery_id, endpoint_id, event_id, attempted_at, status_code, latency_ms, \
-         error, next_retry_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(Id::generate().as_str())
-    .bind(d.id.as_str())
-    .bind(d.endpoint_id.as_str())
-    .bind(d.event_id.clone())
-    .bind(now.to_db())
-    .bind(r.status_code.map(i64::from))
-    .bind(r.latency_ms)
-    .bind(r.error.clone())
-    .bind(if r.succeeded { None } else { r.next_attempt_at.map(|t| t.to_db()) })
-    .execute(&mut *tx)
-    .await?;
-    let status = if r.succeeded {
-        "succeeded"
-    } else if r.next_attempt_at.is_some() {
-        "pending"
-    } else {
-        "failed"
-    };
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, lease_owner = NULL, \
-         lease_until = NULL, last_status_code = $3, last_error = $4, updated_at = $5 WHERE id = $6",
-    )
-    .bind(status)
-    .bind(if r.succeeded { None } else { r.next_attempt_at.map(|t| t.to_db()) })
-    .bind(r.status_code.map(i64::from))
-    .bind(r.error.clone())
-    .bind(now.to_db())
-    .bind(d.id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    if r.succeeded {
-        sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
-            .bind(d.endpoint_id.as_str())
-            .execute(&mut *tx)
-            .await?;
-    } else {
-        sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2")
-            .bind(now.to_db())
-            .bind(d.endpoint_id.as_str())
-            .execute(&mut *tx)
-            .await?;
+    for chunk in attempts.chunks(200) {
+        let mut insert = Sql::new(
+            "INSERT INTO webhook_attempts (id, delivery_id, endpoint_id, event_id, attempted_at, status_code, latency_ms, \
+             error, next_retry_at) VALUES ",
+        );
+        for (i, a) in chunk.iter().enumerate() {
+            if i > 0 {
+                insert.push(", ");
+            }
+            let (d, r) = (&a.delivery, &a.result);
+            let next = if r.succeeded { None } else { r.next_attempt_at.map(|t| t.to_db()) };
+            insert.push_with(
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    Id::generate().into_string().into(),
+                    d.id.as_str().into(),
+                    d.endpoint_id.as_str().into(),
+                    d.event_id.as_str().into(),
+                    a.at.to_db().into(),
+                    r.status_code.map(i64::from).into(),
+                    r.latency_ms.into(),
+                    r.error.clone().into(),
+                    next.into(),
+                ],
+            );
+        }
+        insert.query().execute(&mut *tx).await?;
+    }
+    // Successes share their new state, so one statement per status code covers them.
+    let mut succeeded: BTreeMap<u16, Vec<Id>> = BTreeMap::new();
+    let mut endpoints: BTreeMap<&str, EndpointOutcome> = BTreeMap::new();
+    for a in attempts {
+        let (d, r) = (&a.delivery, &a.result);
+        let outcome = endpoints.entry(d.endpoint_id.as_str()).or_default();
+        if r.succeeded {
+            succeeded.entry(r.status_code.unwrap_or(200)).or_default().push(d.id.clone());
+            outcome.succeeded = true;
+            outcome.failing_from = None;
+            continue;
+        }
+        outcome.failing_from.get_or_insert(a.at);
+        outcome.disable_before = Some(r.disable_if_failing_since_before);
+        let status = if r.next_attempt_at.is_some() { "pending" } else { "failed" };
         sqlx::query(
-            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = 'deliveries failed continuously for 5 days', \
-             updated_at = $1 WHERE id = $2 AND enabled = 1 AND failing_since < $3",
+            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+             lease_owner = NULL, lease_until = NULL, last_status_code = $3, last_error = $4, updated_at = $5 \
+             WHERE id = $6",
         )
-        .bind(now.to_db())
-        .bind(d.endpoint_id.as_str())
-        .bind(r.disable_if_failing_since_before.to_db())
+        .bind(status)
+        .bind(r.next_attempt_at.map(|t| t.to_db()))
+        .bind(r.status_code.map(i64::from))
+        .bind(r.error.clone())
+        .bind(a.at.to_db())
+        .bind(d.id.as_str())
         .execute(&mut *tx)
         .await?;
+    }
+    for (code, ids) in &succeeded {
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::new("UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1, ");
+            sql.push_with(
+                "next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, last_status_code = ?, \
+                 last_error = NULL, updated_at = ? WHERE id IN (",
+                [i64::from(*code).into(), latest.to_db().into()],
+            );
+            push_ids(&mut sql, chunk);
+            sql.push(")");
+            sql.query().execute(&mut *tx).await?;
+        }
+    }
+    for (endpoint, outcome) in endpoints {
+        // Attempts in a batch are in the order they finished: the last one decides.
+        let query = match (outcome.succeeded, outcome.failing_from) {
+            (true, None) => sqlx::query(
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(endpoint),
+            (true, Some(from)) => sqlx::query("UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2")
+                .bind(from.to_db())
+                .bind(endpoint),
+            (false, Some(from)) => {
+                sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2")
+                    .bind(from.to_db())
+                    .bind(endpoint)
+            }
+            (false, None) => continue,
+        };
+        query.execute(&mut *tx).await?;
+        if let (Some(_), Some(before)) = (outcome.failing_from, outcome.disable_before) {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = 'deliveries failed continuously for 5 days', \
+                 updated_at = $1 WHERE id = $2 AND enabled = 1 AND failing_since < $3",
+            )
+            .bind(latest.to_db())
+            .bind(endpoint)
+            .bind(before.to_db())
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     tx.commit().await?;
     Ok(())

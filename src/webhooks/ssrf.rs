@@ -67,7 +67,7 @@ pub fn check_url(raw: &str, allow_insecure: bool) -> Result<Url, UrlRejected> {
     }
     match url.scheme() {
         "https" => {}
-        "http" if allow_insecure => {}
+        "http" if allow_insecure && is_loopback_host(&url) => {}
         _ => return Err(UrlRejected::Scheme),
     }
     if !allow_insecure
@@ -77,6 +77,16 @@ pub fn check_url(raw: &str, allow_insecure: bool) -> Result<Url, UrlRejected> {
         return Err(UrlRejected::InternalAddress(ip));
     }
     Ok(url)
+}
+
+/// Even with the insecure flag, plain http is only for receivers on this machine.
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(v4)) => v4.is_loopback(),
+        Some(url::Host::Ipv6(v6)) => v6.is_loopback(),
+        None => false,
+    }
 }
 
 fn literal_ip(url: &Url) -> Option<IpAddr> {
@@ -128,6 +138,11 @@ mod tests {
         assert!(check_url("https://example.com/hook", false).is_ok());
         assert!(check_url("https://93.184.216.34/hook", false).is_ok());
         assert!(check_url("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(check_url("http://[::1]:9000/hook", true).is_ok());
+        assert!(check_url("http://localhost:9000/hook", true).is_ok());
+        assert_eq!(check_url("http://example.com/hook", true), Err(UrlRejected::Scheme));
+        assert_eq!(check_url("http://10.0.0.1/hook", true), Err(UrlRejected::Scheme));
+        assert!(check_url("https://10.0.0.1/hook", true).is_ok());
     }
 
     #[tokio::test]
