@@ -87,10 +87,13 @@ async fn wait_for_all(receipts: &Receipts, expected: usize, timeout: Duration) {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
+    // and then a short smoke run is enough.
+    let measuring = std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let events = arg(&args, "--events", 5000) as usize;
-    let rate = arg(&args, "--rate", 500);
-    let seconds = arg(&args, "--seconds", 4);
+    let events = arg(&args, "--events", if measuring { 5000 } else { 200 }) as usize;
+    let rate = arg(&args, "--rate", if measuring { 500 } else { 100 });
+    let seconds = arg(&args, "--seconds", if measuring { 4 } else { 1 });
 
     let receipts: Receipts = Arc::default();
     let receiver = start_receiver(receipts.clone()).await;

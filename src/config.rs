@@ -79,7 +79,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub store: StoreConfig,
     pub rate_limit_per_minute: u32,
-    /// Lets webhook URLs be plain http and internal addresses (local development, tests).
+    /// Lets webhook URLs point at internal addresses, and at loopback over plain http
+    /// (local development, tests).
     pub allow_insecure_webhooks: bool,
 }
 

@@ -46,7 +46,8 @@ enum Command {
         /// Requests per minute allowed per API key (default 100).
         #[arg(long, env = "CALLCENTER_RATE_LIMIT_PER_MINUTE")]
         rate_limit_per_minute: Option<u32>,
-        /// Allow http:// webhook URLs and internal addresses (local development only).
+        /// Allow http:// webhook URLs and internal addresses, http only for loopback
+        /// receivers (local development and tests).
         #[arg(long, env = "CALLCENTER_ALLOW_INSECURE_WEBHOOKS")]
         allow_insecure_webhooks: bool,
     },

@@ -100,9 +100,11 @@ impl Db {
             Ok(Db { read: pool.clone(), write: pool, backend: Backend::Postgres })
         } else if url.starts_with("sqlite:") {
             let options = AnyConnectOptions::from_str(&url)?;
-            let write = sqlite_pool(options.clone(), 1).await?;
+            // Writes (and with them every webhook event of the outbox) are synced to disk at
+            // each commit: a committed state change and its event survive a power loss too.
+            let write = sqlite_pool(options.clone(), 1, "FULL").await?;
             write.execute("PRAGMA journal_mode=WAL").await?;
-            let read = sqlite_pool(options, read_connections()).await?;
+            let read = sqlite_pool(options, read_connections(), "NORMAL").await?;
             Ok(Db { read, write, backend: Backend::Sqlite })
         } else {
             Err(StoreError::Database(sqlx::Error::Configuration(
@@ -128,15 +130,15 @@ impl Db {
     }
 }
 
-async fn sqlite_pool(options: AnyConnectOptions, max: u32) -> StoreResult<AnyPool> {
+async fn sqlite_pool(options: AnyConnectOptions, max: u32, synchronous: &'static str) -> StoreResult<AnyPool> {
     Ok(AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute(AssertSqlSafe(format!("PRAGMA synchronous = {synchronous}"))).await?;
                 conn.execute("PRAGMA foreign_keys = ON").await?;
                 Ok(())
             })
