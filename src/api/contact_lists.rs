@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use csv_async::{AsyncReaderBuilder, ByteRecord};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -20,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::contacts::validate_fields;
-use super::error::{ApiError, ApiResult, ErrorBody, ErrorObject, ErrorResponses};
+use super::error::{ApiError, ApiResult, ErrorResponses};
 use super::extract::{ApiJson, Auth, PathId, PathIds, QueryParams};
 use super::pagination::Paginated;
 use super::{double_option, validate};
@@ -128,38 +127,12 @@ pub struct ImportResult {
     pub errors_truncated: bool,
 }
 
-/// Errors of the routes that take `contactIds`: ids that are not contacts of the account
-/// get a 404 listing them in `details.missing`, which `ApiError` cannot carry.
-enum MembersError {
-    Api(ApiError),
-    Missing(Vec<Id>),
-}
-
-impl From<ApiError> for MembersError {
-    fn from(e: ApiError) -> MembersError {
-        MembersError::Api(e)
-    }
-}
-
-impl From<StoreError> for MembersError {
-    fn from(e: StoreError) -> MembersError {
-        MembersError::Api(e.into())
-    }
-}
-
-impl IntoResponse for MembersError {
-    fn into_response(self) -> Response {
-        match self {
-            MembersError::Api(e) => e.into_response(),
-            MembersError::Missing(missing) => {
-                let error = ErrorObject {
-                    code: "not_found".into(),
-                    message: format!("{} of the contactIds are not contacts of this account", missing.len()),
-                    details: json!({"field": "contactIds", "missing": missing}),
-                };
-                (StatusCode::NOT_FOUND, Json(ErrorBody { error })).into_response()
-            }
-        }
+/// Ids in `contactIds` that are not contacts of the account: a 404 listing them.
+fn missing_contacts(missing: Vec<Id>) -> ApiError {
+    ApiError::MissingReferences {
+        resource: "Contacts",
+        field: "contactIds".into(),
+        missing: missing.into_iter().map(Id::into_string).collect(),
     }
 }
 
@@ -191,13 +164,13 @@ async fn create_list(
     State(state): State<AppState>,
     Auth(who): Auth,
     ApiJson(body): ApiJson<CreateContactList>,
-) -> Result<(StatusCode, Json<ContactList>), MembersError> {
+) -> ApiResult<(StatusCode, Json<ContactList>)> {
     let name = validate::required_text("name", &body.name, 200)?;
     let description = body.description.as_deref().map(description).transpose()?.flatten();
     let ids = contact_ids(body.contact_ids, true)?;
     match contact_lists::create(&state.db, &who.account_id, name, description, &ids).await? {
         Ok(list) => Ok((StatusCode::CREATED, Json(list))),
-        Err(missing) => Err(MembersError::Missing(missing)),
+        Err(missing) => Err(missing_contacts(missing)),
     }
 }
 
@@ -320,11 +293,11 @@ async fn add_members(
     Auth(who): Auth,
     PathId(id): PathId,
     ApiJson(body): ApiJson<AddMembersRequest>,
-) -> Result<Json<AddMembersResponse>, MembersError> {
+) -> ApiResult<Json<AddMembersResponse>> {
     let ids = contact_ids(body.contact_ids, false)?;
     match contact_lists::add_members(&state.db, &who.account_id, &id, &ids).await? {
         AddMembers::ListNotFound => Err(ApiError::not_found("Contact list").into()),
-        AddMembers::Missing(missing) => Err(MembersError::Missing(missing)),
+        AddMembers::Missing(missing) => Err(missing_contacts(missing)),
         AddMembers::Added { added, contact_count } => Ok(Json(AddMembersResponse { added, contact_count })),
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Db, RowExt, Sql, StoreError, StoreResult};
+use super::{Arg, Db, RowExt, Sql, StoreError, StoreResult};
 use crate::domain::status::{CallStatus, Outcome};
 use crate::domain::{Id, Timestamp};
 
@@ -333,13 +333,7 @@ fn overall(campaigns: &[CampaignPerformance], totals: Counters) -> OverallPerfor
 
 fn push_in(sql: &mut Sql, column: &str, ids: &[Id]) {
     sql.push(&format!(" AND {column} IN ("));
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        let p = sql.arg(id.as_str());
-        sql.push(&p);
-    }
+    sql.push_list(ids.iter().map(|id| Arg::from(id.as_str())));
     sql.push(")");
 }
 

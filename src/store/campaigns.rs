@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::analytics::percent;
 use super::calls;
-use super::{Db, Page, PageRequest, RowExt, Sql, StoreError, StoreResult, fetch_page, json_col};
+use super::{Arg, Db, Page, PageRequest, RowExt, Sql, StoreError, StoreResult, fetch_page, json_col};
 use crate::domain::schedule::Schedule;
 use crate::domain::status::{CallStatus, CampaignStatus, Outcome};
 use crate::domain::{Id, Timestamp};
@@ -164,13 +164,7 @@ async fn call_counts(db: &Db, account_id: &Id, ids: &[&Id]) -> StoreResult<HashM
     ));
     let a = sql.arg(account_id.as_str());
     sql.push(&a).push(" AND campaign_id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        let p = sql.arg(id.as_str());
-        sql.push(&p);
-    }
+    sql.push_list(ids.iter().map(|id| Arg::from(id.as_str())));
     sql.push(") GROUP BY campaign_id");
     for row in sql.query().fetch_all(&db.read).await? {
         out.insert(
@@ -204,13 +198,7 @@ async fn missing_ids(
         let mut sql = Sql::new(&format!("SELECT id FROM {table} WHERE account_id = "));
         let a = sql.arg(account_id.as_str());
         sql.push(&a).push(" AND id IN (");
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            let p = sql.arg(id.as_str());
-            sql.push(&p);
-        }
+        sql.push_list(chunk.iter().map(|id| Arg::from(id.as_str())));
         sql.push(")");
         for row in sql.query().fetch_all(&mut **tx).await? {
             found.insert(row.text("id")?);
@@ -280,13 +268,7 @@ pub async fn create(db: &Db, account_id: &Id, new: NewCampaign) -> StoreResult<R
         );
         let a = sql.arg(account_id.as_str());
         sql.push(&a).push(" AND m.list_id IN (");
-        for (i, list_id) in list_ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            let p = sql.arg(list_id.as_str());
-            sql.push(&p);
-        }
+        sql.push_list(list_ids.iter().map(|list_id| Arg::from(list_id.as_str())));
         sql.push(") ON CONFLICT (campaign_id, contact_id) DO NOTHING");
         sql.query().execute(&mut *tx).await?;
     }

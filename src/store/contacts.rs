@@ -7,7 +7,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern};
+use super::{Arg, Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern};
 use crate::domain::{Id, Phone, Timestamp};
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -163,13 +163,7 @@ pub async fn existing_ids(db: &Db, account_id: &Id, ids: &[Id]) -> StoreResult<V
         let mut sql = Sql::new("SELECT id FROM contacts WHERE account_id = ");
         let a = sql.arg(account_id.as_str());
         sql.push(&a).push(" AND id IN (");
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            let p = sql.arg(id.as_str());
-            sql.push(&p);
-        }
+        sql.push_list(chunk.iter().map(|id| Arg::from(id.as_str())));
         sql.push(")");
         for row in sql.query().fetch_all(&db.read).await? {
             found.push(Id::from_trusted(row.text("id")?));

@@ -223,6 +223,18 @@ impl Sql {
         self
     }
 
+    /// Pushes `$a, $b, ...` for a list of values (the inside of an `IN (...)`).
+    pub fn push_list(&mut self, values: impl IntoIterator<Item = Arg>) -> &mut Sql {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            let placeholder = self.arg(value);
+            self.text.push_str(&placeholder);
+        }
+        self
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }

@@ -7,7 +7,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col};
+use super::{Arg, Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col};
 use crate::domain::{Id, Timestamp};
 use crate::webhooks::signing;
 
@@ -331,13 +331,8 @@ pub async fn claim_due(
          FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
          JOIN webhook_events e ON e.id = d.event_id WHERE d.id IN (",
     );
-    for (i, row) in claimed.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        let p = sql.arg(row.text("id")?);
-        sql.push(&p);
-    }
+    let claimed_ids = claimed.iter().map(|row| row.text("id")).collect::<StoreResult<Vec<_>>>()?;
+    sql.push_list(claimed_ids.into_iter().map(Arg::from));
     sql.push(") ORDER BY d.next_attempt_at");
     let now_db = now.to_db();
     sql.query()
@@ -377,7 +372,7 @@ pub async fn extend_leases(db: &Db, owner: &str, ids: &[Id], until: Timestamp) -
             "AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = webhook_deliveries.endpoint_id AND w.enabled = 1) \
              AND id IN (",
         );
-        push_ids(&mut sql, chunk);
+        sql.push_list(chunk.iter().map(|id| Arg::from(id.as_str())));
         sql.push(") RETURNING id");
         for row in sql.query().fetch_all(&db.write).await? {
             ours.insert(Id::from_trusted(row.text("id")?));
@@ -392,21 +387,11 @@ pub async fn renew_leases(db: &Db, owner: &str, ids: &[Id], until: Timestamp) ->
     for chunk in ids.chunks(500) {
         let mut sql = Sql::new("UPDATE webhook_deliveries SET ");
         sql.push_with("lease_until = ? WHERE lease_owner = ? AND id IN (", [until.to_db().into(), owner.into()]);
-        push_ids(&mut sql, chunk);
+        sql.push_list(chunk.iter().map(|id| Arg::from(id.as_str())));
         sql.push(")");
         sql.query().execute(&db.write).await?;
     }
     Ok(())
-}
-
-fn push_ids(sql: &mut Sql, ids: &[Id]) {
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        let p = sql.arg(id.as_str());
-        sql.push(&p);
-    }
 }
 
 pub struct AttemptResult {
@@ -510,7 +495,7 @@ pub async fn record_attempts(db: &Db, attempts: &[Attempt]) -> StoreResult<()> {
                  last_error = NULL, updated_at = ? WHERE id IN (",
                 [i64::from(*code).into(), latest.to_db().into()],
             );
-            push_ids(&mut sql, chunk);
+            sql.push_list(chunk.iter().map(|id| Arg::from(id.as_str())));
             sql.push(")");
             sql.query().execute(&mut *tx).await?;
         }
