@@ -9,11 +9,13 @@
 //! - `api`: `/v1` handlers per resource, auth, rate limit, idempotency, errors, OpenAPI.
 //! - `store`: sqlx persistence, one module per aggregate; schema in `migrations/`.
 //! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
+//! - `media`: per-call audio stages (endpointer so far).
 
 pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod media;
 pub mod store;
 pub mod webhooks;
