@@ -296,7 +296,7 @@ async fn add_members(
 ) -> ApiResult<Json<AddMembersResponse>> {
     let ids = contact_ids(body.contact_ids, false)?;
     match contact_lists::add_members(&state.db, &who.account_id, &id, &ids).await? {
-        AddMembers::ListNotFound => Err(ApiError::not_found("Contact list").into()),
+        AddMembers::ListNotFound => Err(ApiError::not_found("Contact list")),
         AddMembers::Missing(missing) => Err(missing_contacts(missing)),
         AddMembers::Added { added, contact_count } => Ok(Json(AddMembersResponse { added, contact_count })),
     }

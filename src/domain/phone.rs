@@ -31,10 +31,11 @@ impl Phone {
         {
             return Err(InvalidPhone::NotE164);
         }
-        let number = phonenumber::parse(None, format!("+{digits}")).map_err(|_| InvalidPhone::NotPossible)?;
-        if !phonenumber::is_viable(&format!("+{digits}")) {
+        let candidate = format!("+{digits}");
+        if !phonenumber::is_viable(&candidate) {
             return Err(InvalidPhone::NotPossible);
         }
+        let number = phonenumber::parse(None, &candidate).map_err(|_| InvalidPhone::NotPossible)?;
         let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
         let valid = phonenumber::is_valid(&number);
         Ok(Phone { e164, valid })
