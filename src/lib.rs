@@ -15,5 +15,6 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod media;
 pub mod store;
 pub mod webhooks;
