@@ -15,3 +15,4 @@
 //! - `recorder`: stereo WAV (caller left, bot right) written incrementally, crash-tolerant.
 
 pub mod g711;
+pub mod pcm;
