@@ -15,4 +15,5 @@
 //! - `recorder`: stereo WAV (caller left, bot right) written incrementally, crash-tolerant.
 
 pub mod g711;
+pub mod pacer;
 pub mod pcm;
