@@ -17,3 +17,4 @@
 pub mod g711;
 pub mod pacer;
 pub mod pcm;
+pub mod recorder;
