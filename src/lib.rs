@@ -9,7 +9,7 @@
 //! - `api`: `/v1` handlers per resource, auth, rate limit, idempotency, errors, OpenAPI.
 //! - `store`: sqlx persistence, one module per aggregate; schema in `migrations/`.
 //! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
-//! - `media`: per-call audio stages (endpointer so far).
+//! - `media`: per-call audio stages (G.711, PCM, endpointer, pacer, recorder so far).
 
 pub mod api;
 pub mod app;
