@@ -8,13 +8,8 @@ use callcenter::config::{Config, StoreConfig};
 use callcenter::store::accounts;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sqlx::{AnyConnection, Connection, Executor};
 
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use crate::common::{Backend, fresh_pg_database};
 
 pub struct TestApp {
     pub base: String,
@@ -32,25 +27,6 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
-}
-
-/// The PostgreSQL server the suite uses; `make test` starts it. A missing server
-/// fails the PostgreSQL half of the suite: it is never skipped.
-pub fn pg_admin_url() -> String {
-    std::env::var("CALLCENTER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://callcenter:callcenter@127.0.0.1:5432/postgres".to_owned())
-}
-
-async fn fresh_pg_database() -> String {
-    sqlx::any::install_default_drivers();
-    let admin = pg_admin_url();
-    let mut conn = AnyConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for the test suite (run `make test`): {e}"));
-    let name = format!("cc_test_{}", callcenter::domain::Id::generate());
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{name}")
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -169,23 +145,4 @@ pub fn assert_time(v: &Value) {
 pub fn assert_id(v: &Value) {
     let s = v.as_str().unwrap_or_else(|| panic!("expected an id, got {v}"));
     assert!(s.len() == 24 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "bad id {s}");
-}
-
-/// Runs each named `async fn(Backend)` test on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name($crate::helpers::Backend::Postgres).await
-                }
-            }
-        )*
-    };
 }

@@ -1,6 +1,8 @@
 //! The API integration suite: every test runs against a real server, once on
 //! SQLite and once on PostgreSQL (see `both_backends!`).
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 mod analytics;

@@ -2,6 +2,8 @@
 //! servers (in-process on an injectable clock, and the real binary as child processes),
 //! real SQLite files and real PostgreSQL databases.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod support;
 
 mod delivery;

@@ -13,33 +13,10 @@ use callcenter::config::{Config, StoreConfig};
 use callcenter::store::accounts;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{AnyConnection, Connection, Executor};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub fn pg_admin_url() -> String {
-    std::env::var("CALLCENTER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://callcenter:callcenter@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A new, empty PostgreSQL database; its URL.
-pub async fn fresh_pg_database() -> String {
-    sqlx::any::install_default_drivers();
-    let admin = pg_admin_url();
-    let mut conn = AnyConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for the webhook tests: {e}"));
-    let name = format!("cc_test_{}", callcenter::domain::Id::generate());
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
-    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{name}")
-}
+pub use crate::common::{Backend, fresh_pg_database};
 
 /// An in-process server whose relay runs on `clock`, which the test moves forward.
 pub struct TestApp {
@@ -314,23 +291,4 @@ impl Server {
         self.child.start_kill().expect("SIGKILL sent");
         self.child.wait().await.expect("child reaped");
     }
-}
-
-/// Runs each named `async fn(Backend)` test on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name($crate::support::Backend::Sqlite).await
-                }
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name($crate::support::Backend::Postgres).await
-                }
-            }
-        )*
-    };
 }
