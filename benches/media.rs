@@ -9,6 +9,7 @@ use std::time::Instant;
 use callcenter::media::g711::{decode_ulaw, encode_ulaw};
 use callcenter::media::pacer::{FRAME, Pacer, PacerConfig, Tick};
 use callcenter::media::recorder::Recorder;
+use callcenter::media::resample::StreamResampler;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const LEN: usize = 160;
@@ -69,5 +70,17 @@ fn recorder(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, g711, pacer, recorder);
+fn resample(c: &mut Criterion) {
+    let mut resampler = StreamResampler::new(8000, 16000).unwrap();
+    let frame = speechlike();
+    let mut out = [0i16; 2 * LEN];
+    c.bench_function("resample 8 kHz -> 16 kHz 20 ms frame (i16)", |b| {
+        b.iter(|| {
+            resampler.process_i16(black_box(&frame), &mut out).unwrap();
+            black_box(&out);
+        })
+    });
+}
+
+criterion_group!(benches, g711, pacer, recorder, resample);
 criterion_main!(benches);

@@ -12,6 +12,7 @@
 //!
 //! - `g711`: µ-law and A-law encode/decode, bit-exact with ITU-T G.191.
 //! - `pcm`: i16 <-> f32 and little-endian byte conversions.
+//! - `resample`: 20 ms frames between 8, 16, 22.05, 24 and 48 kHz (rubato FFT, 10 ms delay).
 //! - `endpointer`: VAD probabilities -> `SpeechStarted`, `SpeechEnded { audio }`, `BargeIn`.
 //! - `pacer`: releases queued frames on a drift-free 20 ms schedule; `clear()` for barge-in.
 //! - `recorder`: stereo WAV (caller left, bot right) written incrementally, crash-tolerant.
@@ -21,3 +22,4 @@ pub mod g711;
 pub mod pacer;
 pub mod pcm;
 pub mod recorder;
+pub mod resample;
