@@ -1,56 +1,19 @@
 //! `spawn_app()`: a real server on 127.0.0.1:0 with a fresh database per test
 //! (a SQLite file in a temp dir, or a new PostgreSQL database), and an API key.
 
-use std::path::PathBuf;
-
-use callcenter::app::{App, AppState};
-use callcenter::config::{Config, StoreConfig};
+use callcenter::config::Config;
 use callcenter::store::accounts;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-pub use crate::common::{Backend, fresh_pg_database};
-
-pub struct TestApp {
-    pub base: String,
-    /// An API key of the test's first account ("acme").
-    pub key: String,
-    pub state: AppState,
-    pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+pub use crate::common::{Backend, TestApp, start_app};
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(fresh_pg_database().await),
-    };
-    let mut config = Config::for_store(StoreConfig { data_dir: PathBuf::from(dir.path()), database_url });
-    configure(&mut config);
-    let app = App::build(config).await.expect("app builds");
-    let base = format!("http://{}", app.local_addr());
-    let state = app.state().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async {
-        let _ = rx.await;
-    }));
-    let account = accounts::ensure_account(&state.db, "acme").await.expect("account");
-    let (_, key) = accounts::create_key(&state.db, &account, Some("test")).await.expect("key");
-    TestApp { base, key, state, client: reqwest::Client::new(), _dir: dir, shutdown: Some(tx) }
+    start_app(backend, configure).await
 }
 
 /// A response: status, headers and the body parsed as JSON (`Null` when empty).

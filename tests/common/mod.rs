@@ -1,7 +1,62 @@
 //! What every integration test binary shares: the two backends, fresh PostgreSQL
-//! databases, and `both_backends!`. Included with `#[path = "../common/mod.rs"] mod common;`.
+//! databases, an in-process server per test, and `both_backends!`. Included with
+//! `#[path = "../common/mod.rs"] mod common;`; each binary adds its own request helpers
+//! to `TestApp`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use callcenter::app::{App, AppState};
+use callcenter::clock::OffsetClock;
+use callcenter::config::{Config, StoreConfig};
+use callcenter::store::accounts;
 use sqlx::{AnyConnection, Connection, Executor};
+
+/// A real server on 127.0.0.1:0 with a fresh database, stopped when dropped.
+pub struct TestApp {
+    pub base: String,
+    /// An API key of the test's first account ("acme").
+    pub key: String,
+    pub state: AppState,
+    /// The clock the webhook relay schedules by; tests move it forward (the API suite
+    /// never does, hence the allow).
+    #[allow(dead_code)]
+    pub clock: Arc<OffsetClock>,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts a server on a fresh SQLite file or PostgreSQL database, with `configure`
+/// applied to its configuration, and creates the account "acme" with a key.
+pub async fn start_app(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(fresh_pg_database().await),
+    };
+    let mut config = Config::for_store(StoreConfig { data_dir: PathBuf::from(dir.path()), database_url });
+    configure(&mut config);
+    let clock = Arc::new(OffsetClock::default());
+    let app = App::build_with_clock(config, clock.clone()).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    let account = accounts::ensure_account(&state.db, "acme").await.expect("account");
+    let (_, key) = accounts::create_key(&state.db, &account, Some("test")).await.expect("key");
+    TestApp { base, key, state, clock, client: reqwest::Client::new(), _dir: dir, shutdown: Some(tx) }
+}
 
 #[derive(Clone, Copy, Debug)]
 pub enum Backend {

@@ -4,61 +4,24 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callcenter::app::{App, AppState};
-use callcenter::clock::OffsetClock;
-use callcenter::config::{Config, StoreConfig};
 use callcenter::store::accounts;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
-pub use crate::common::{Backend, fresh_pg_database};
-
-/// An in-process server whose relay runs on `clock`, which the test moves forward.
-pub struct TestApp {
-    pub base: String,
-    pub key: String,
-    pub state: AppState,
-    pub clock: Arc<OffsetClock>,
-    pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+pub use crate::common::{Backend, TestApp, fresh_pg_database, start_app};
 
 /// A server with `--allow-insecure-webhooks` (so it may deliver to the local receiver)
-/// or without it.
+/// or without it; its relay runs on `app.clock`, which the test moves forward.
 pub async fn spawn_app(backend: Backend, allow_insecure_webhooks: bool) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(fresh_pg_database().await),
-    };
-    let mut config = Config::for_store(StoreConfig { data_dir: PathBuf::from(dir.path()), database_url });
-    config.allow_insecure_webhooks = allow_insecure_webhooks;
-    config.rate_limit_per_minute = 1_000_000;
-    let clock = Arc::new(OffsetClock::default());
-    let app = App::build_with_clock(config, clock.clone()).await.expect("app builds");
-    let base = format!("http://{}", app.local_addr());
-    let state = app.state().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async {
-        let _ = rx.await;
-    }));
-    let account = accounts::ensure_account(&state.db, "acme").await.expect("account");
-    let (_, key) = accounts::create_key(&state.db, &account, Some("test")).await.expect("key");
-    TestApp { base, key, state, clock, client: reqwest::Client::new(), _dir: dir, shutdown: Some(tx) }
+    start_app(backend, |config| {
+        config.allow_insecure_webhooks = allow_insecure_webhooks;
+        config.rate_limit_per_minute = 1_000_000;
+    })
+    .await
 }
 
 pub struct Resp {
