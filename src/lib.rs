@@ -9,7 +9,8 @@
 //! - `api`: `/v1` handlers per resource, auth, rate limit, idempotency, errors, OpenAPI.
 //! - `store`: sqlx persistence, one module per aggregate; schema in `migrations/`.
 //! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
-//! - `media`: per-call audio stages (G.711, PCM, endpointer, pacer, recorder so far).
+//! - `media`: per-call audio stages (codecs, resampling, endpointer, pacer, recorder).
+//! - `speech`: the models (Silero VAD, whisper STT, Piper TTS), loaded once and pooled.
 
 pub mod api;
 pub mod app;
@@ -17,5 +18,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod media;
+pub mod speech;
 pub mod store;
 pub mod webhooks;

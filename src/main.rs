@@ -122,6 +122,10 @@ enum KeysCommand {
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // Read by ONNX Runtime's Linux builds when the library loads; set while the process is
+    // still single-threaded (setting the environment later would race other threads).
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("ORT_DISABLE_TELEMETRY", "1") };
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

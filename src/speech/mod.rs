@@ -1,0 +1,49 @@
+//! The speech engine: the models behind a call (Silero VAD, whisper STT, Piper TTS) and the
+//! pools that share them between calls.
+//!
+//! Models are loaded once per process and shared; what is per call (VAD state tensors, a
+//! whisper state borrowed from the pool) is small. Everything here blocks a thread while it
+//! computes, so callers run it on `spawn_blocking` or a pool thread, never on the reactor.
+//!
+//! - `models`: where the model files are (`models/` by default) and what is missing.
+//! - `onnx`: the process-wide ONNX Runtime, loaded from `models/lib/libonnxruntime.so`.
+
+pub mod models;
+pub mod onnx;
+
+pub use models::ModelPaths;
+
+/// Everything that can go wrong loading or running a speech model.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    /// A model file is not where it should be: `bash models/fetch.sh` makes it.
+    #[error("{what} not found at {path} (run `bash models/fetch.sh`)")]
+    MissingModel { what: &'static str, path: std::path::PathBuf },
+    /// ONNX Runtime could not be loaded or a session could not be built or run.
+    #[error("onnx runtime: {0}")]
+    Onnx(String),
+    /// whisper.cpp failed to load the model or to transcribe.
+    #[error("whisper: {0}")]
+    Whisper(String),
+    /// The espeak-ng command line (phonemizer for Piper voices) failed or is missing.
+    #[error("espeak-ng: {0}")]
+    Phonemizer(String),
+    /// A voice's JSON config is unreadable or lacks what synthesis needs.
+    #[error("voice config {path}: {reason}")]
+    VoiceConfig { path: std::path::PathBuf, reason: String },
+    /// The input cannot be processed (wrong sample rate, empty audio, text with nothing to say).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The pool's queue is full: the caller should shed load rather than wait.
+    #[error("{0} queue is full")]
+    Overloaded(&'static str),
+    /// The pool's worker threads are gone (process shutting down).
+    #[error("{0} pool is shut down")]
+    PoolClosed(&'static str),
+}
+
+impl From<ort::Error> for SpeechError {
+    fn from(err: ort::Error) -> Self {
+        SpeechError::Onnx(err.to_string())
+    }
+}
