@@ -1,0 +1,8 @@
+//! Twilio: the Media Streams WebSocket protocol and request signatures. Pure modules; the
+//! HTTP and WebSocket handlers that use them live at the edge.
+//!
+//! - `stream`: Media Streams messages both ways, and the inbound chunk reorder buffer.
+//! - `signature`: `X-Twilio-Signature` (HMAC-SHA1 of URL + sorted form parameters).
+
+pub mod signature;
+pub mod stream;
