@@ -1,4 +1,8 @@
 //! Telephony transports and carriers. Twilio's Media Streams is the first transport; SIP
 //! follows behind the same seams.
+//!
+//! - `twilio`: the Media Streams codec, request signatures, the REST client.
+//! - `simulator`: Twilio's side of a stream, emulated, for the simulator carrier and tests.
 
+pub mod simulator;
 pub mod twilio;
