@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use callcenter::app::{App, shutdown_signal};
-use callcenter::config::{Config, FileConfig, StoreConfig};
+use callcenter::config::{Config, FileConfig, StoreConfig, TelephonyArgs, TelephonyConfig};
 use callcenter::domain::Id;
 use callcenter::store::{Db, accounts};
 use callcenter::webhooks::signing;
@@ -34,6 +34,32 @@ struct StoreArgs {
     database_url: Option<String>,
 }
 
+#[derive(Args, Clone)]
+struct TelephonyFlags {
+    /// Base URL carriers reach this server at, e.g. https://gw.example.com (Twilio signs
+    /// requests over it; default http://LISTEN).
+    #[arg(long, env = "CALLCENTER_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Directory holding the speech models (default ./models, made by models/fetch.sh).
+    #[arg(long, env = "CALLCENTER_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// Calls this node runs at once (default 20); more wait in `queued`.
+    #[arg(long, env = "CALLCENTER_MAX_CONCURRENT_CALLS")]
+    max_concurrent_calls: Option<usize>,
+    /// Twilio account SID: with the auth token, real calls go through Twilio.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+    /// Twilio auth token: signs /twilio/* requests (without it they are all refused).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    twilio_auth_token: Option<String>,
+    /// Default `From` number for Twilio calls without a callerId.
+    #[arg(long, env = "TWILIO_CALLER_ID")]
+    twilio_caller_id: Option<String>,
+    /// Twilio REST API base URL (default https://api.twilio.com).
+    #[arg(long, env = "TWILIO_API_BASE")]
+    twilio_api_base: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (applies pending migrations first).
@@ -50,6 +76,8 @@ enum Command {
         /// receivers (local development and tests).
         #[arg(long, env = "CALLCENTER_ALLOW_INSECURE_WEBHOOKS")]
         allow_insecure_webhooks: bool,
+        #[command(flatten)]
+        telephony: TelephonyFlags,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -165,13 +193,27 @@ async fn open(store: &StoreConfig) -> anyhow::Result<Db> {
 
 async fn run(command: Command, file: FileConfig) -> ExitCode {
     let result = match command {
-        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks } => {
+        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks, telephony } => {
             let store = match store_config(store, &file) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let config = match Config::resolve(listen, store, rate_limit_per_minute, allow_insecure_webhooks, &file) {
+            let mut config = match Config::resolve(listen, store, rate_limit_per_minute, allow_insecure_webhooks, &file)
+            {
                 Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            let args = TelephonyArgs {
+                public_url: telephony.public_url,
+                models_dir: telephony.models_dir,
+                max_concurrent_calls: telephony.max_concurrent_calls,
+                twilio_account_sid: telephony.twilio_account_sid,
+                twilio_auth_token: telephony.twilio_auth_token,
+                twilio_caller_id: telephony.twilio_caller_id,
+                twilio_api_base: telephony.twilio_api_base,
+            };
+            config.telephony = match TelephonyConfig::resolve(args, &file) {
+                Ok(t) => t,
                 Err(e) => return config_error(e),
             };
             serve(config).await

@@ -4,6 +4,7 @@
 
 pub mod analytics;
 pub mod api_keys;
+pub mod call_media;
 pub mod calls;
 pub mod campaigns;
 pub mod contact_lists;
@@ -77,6 +78,7 @@ struct ApiDoc;
 pub fn v1_router() -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .merge(calls::router())
+        .merge(call_media::router())
         .merge(campaigns::router())
         .merge(contacts::router())
         .merge(contact_lists::router())
