@@ -11,6 +11,7 @@
 //! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
 //! - `media`: per-call audio stages (codecs, resampling, endpointer, pacer, recorder).
 //! - `speech`: the models (Silero VAD, whisper STT, Piper TTS), loaded once and pooled.
+//! - `telephony`: transports and carriers (Twilio Media Streams codec and signatures so far).
 
 pub mod api;
 pub mod app;
@@ -20,4 +21,5 @@ pub mod domain;
 pub mod media;
 pub mod speech;
 pub mod store;
+pub mod telephony;
 pub mod webhooks;

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod call_sessions;
 pub mod calls;
 pub mod campaigns;
 pub mod contact_lists;
@@ -59,6 +60,7 @@ pub struct Db {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", include_str!("../../migrations/0001_initial.sql")),
     (2, "webhooks", include_str!("../../migrations/0002_webhooks.sql")),
+    (5, "call sessions", include_str!("../../migrations/0005_call_sessions.sql")),
 ];
 
 pub fn migrator() -> Migrator {
