@@ -309,6 +309,8 @@ mod tests {
     use super::*;
     use std::f64::consts::PI;
 
+    use crate::media::decode::decode_file;
+    use crate::media::pcm::f32_to_i16;
     use crate::media::resample::StreamResampler;
     use crate::speech::ModelPaths;
 
@@ -370,29 +372,18 @@ mod tests {
         (ups.len() - 1) as f64 * rate as f64 / (last - first) as f64
     }
 
-    /// jfk.wav as 16 kHz PCM16. Test-only chunk walk until `media::decode` lands: checks it is
-    /// 16-bit mono PCM at 16 kHz and returns the `data` chunk.
+    /// jfk.wav (16 kHz mono) as PCM16.
     fn jfk_16k() -> Vec<i16> {
-        let path = ModelPaths::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models")).fixture("jfk.wav");
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run models/fetch.sh)", path.display()));
-        assert_eq!(&bytes[0..4], b"RIFF");
-        assert_eq!(&bytes[8..12], b"WAVE");
-        let (mut pos, mut fmt_ok, mut data) = (12, false, None);
-        while pos + 8 <= bytes.len() {
-            let id = &bytes[pos..pos + 4];
-            let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-            let body = &bytes[pos + 8..(pos + 8 + size).min(bytes.len())];
-            if id == b"fmt " {
-                let u16_at = |i: usize| u16::from_le_bytes([body[i], body[i + 1]]);
-                let rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-                fmt_ok = u16_at(0) == 1 && u16_at(2) == 1 && rate == 16000 && u16_at(14) == 16;
-            } else if id == b"data" {
-                data = Some(body);
-            }
-            pos += 8 + size + (size & 1);
-        }
-        assert!(fmt_ok, "jfk.wav is not 16 kHz mono PCM16");
-        data.unwrap().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+        let models = match std::env::var_os("CALLCENTER_MODELS_DIR") {
+            Some(dir) if !dir.is_empty() => ModelPaths::new(dir),
+            _ => ModelPaths::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models")),
+        };
+        let path = models.fixture("jfk.wav");
+        let audio = decode_file(&path).unwrap_or_else(|e| panic!("{}: {e} (run models/fetch.sh)", path.display()));
+        assert_eq!((audio.sample_rate, audio.channels), (16000, 1));
+        let mut pcm = vec![0i16; audio.samples.len()];
+        f32_to_i16(&audio.samples, &mut pcm);
+        pcm
     }
 
     /// `pcm` at `to` Hz through the media path's own resampler (its delay does not matter: the
