@@ -7,9 +7,11 @@
 //!
 //! - `models`: where the model files are (`models/` by default) and what is missing.
 //! - `onnx`: the process-wide ONNX Runtime, loaded from `models/lib/libonnxruntime.so`.
+//! - `vad`: Silero VAD, one shared session pool, per-call streams scoring 20 ms frames.
 
 pub mod models;
 pub mod onnx;
+pub mod vad;
 
 pub use models::ModelPaths;
 
