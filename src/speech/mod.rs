@@ -8,9 +8,11 @@
 //! - `models`: where the model files are (`models/` by default) and what is missing.
 //! - `onnx`: the process-wide ONNX Runtime, loaded from `models/lib/libonnxruntime.so`.
 //! - `vad`: Silero VAD, one shared session pool, per-call streams scoring 20 ms frames.
+//! - `tts`: Piper voices with espeak-ng phonemes, a pool streaming sentence by sentence, LRU cache.
 
 pub mod models;
 pub mod onnx;
+pub mod tts;
 pub mod vad;
 
 pub use models::ModelPaths;
