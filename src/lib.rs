@@ -11,12 +11,14 @@
 //! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
 //! - `media`: per-call audio stages (codecs, resampling, endpointer, pacer, recorder).
 //! - `speech`: the models (Silero VAD, whisper STT, Piper TTS), loaded once and pooled.
+//! - `dialogue`: the per-call step engine, answer classifier, voicemail and beep detection (pure).
 //! - `telephony`: transports and carriers (Twilio Media Streams codec and signatures so far).
 
 pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod dialogue;
 pub mod domain;
 pub mod media;
 pub mod speech;

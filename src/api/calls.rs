@@ -163,8 +163,8 @@ async fn create_call(
     // The call keeps every value it will use: what was given, plus what the contact
     // supplies for the template's variables and placeholders.
     if let Some(c) = &contact {
-        let wanted =
-            template.variables.iter().cloned().chain(template.steps.iter().flat_map(|s| placeholders(&s.content)));
+        let texts = template.steps.iter().map(|s| s.content.as_str()).chain(template.voicemail_message.as_deref());
+        let wanted = template.variables.iter().cloned().chain(texts.flat_map(placeholders));
         for name in wanted {
             if !variables.contains_key(&name)
                 && let Some(v) = contact_value(c, &name)

@@ -60,6 +60,7 @@ pub struct Db {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", include_str!("../../migrations/0001_initial.sql")),
     (2, "webhooks", include_str!("../../migrations/0002_webhooks.sql")),
+    (3, "template voicemail message", include_str!("../../migrations/0003_template_voicemail.sql")),
     (5, "call sessions", include_str!("../../migrations/0005_call_sessions.sql")),
 ];
 
