@@ -71,7 +71,7 @@ fn parse_phone(field: &str, raw: &str) -> ApiResult<Phone> {
 }
 
 /// The given variables as strings.
-fn given_variables(raw: Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
+pub(super) fn given_variables(raw: Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
     if raw.len() > MAX_VARIABLES {
         return Err(ApiError::invalid("variables", format!("at most {MAX_VARIABLES} variables")));
     }
@@ -93,6 +93,23 @@ fn given_variables(raw: Map<String, Value>) -> ApiResult<BTreeMap<String, String
         out.insert(name, text);
     }
     Ok(out)
+}
+
+/// Every variable the template lists must have a value.
+pub(super) fn require_template_variables(
+    template_variables: &[String],
+    variables: &BTreeMap<String, String>,
+) -> ApiResult<()> {
+    let missing: Vec<&String> = template_variables.iter().filter(|v| !variables.contains_key(*v)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    Err(ApiError::invalid_with(
+        "variables",
+        format!("missing values for the template's variables: {names}"),
+        json!({"missing": missing}),
+    ))
 }
 
 fn scalar_text(value: &Value) -> Option<String> {
@@ -173,15 +190,7 @@ async fn create_call(
             }
         }
     }
-    let missing: Vec<&String> = template.variables.iter().filter(|v| !variables.contains_key(*v)).collect();
-    if !missing.is_empty() {
-        let names = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(ApiError::invalid_with(
-            "variables",
-            format!("missing values for the template's variables: {names}"),
-            json!({"missing": missing}),
-        ));
-    }
+    require_template_variables(&template.variables, &variables)?;
 
     let status = match body.scheduled {
         Some(at) if at > Timestamp::now() => CallStatus::Scheduled,

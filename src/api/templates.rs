@@ -1,5 +1,6 @@
 //! `/v1/templates`: create (with step ids), get (with usage count), list (industry,
-//! search), update, delete (refused while a live campaign uses the template).
+//! search), update, delete (refused while a live campaign or an inbound phone number uses
+//! the template).
 
 use axum::Json;
 use axum::extract::State;
@@ -108,7 +109,7 @@ pub struct UpdateTemplate {
 }
 
 /// A PATCH field that may be left out but not set to `null`.
-fn not_null<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Option<T>> {
+pub(super) fn not_null<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Option<T>> {
     match value {
         Some(None) => Err(ApiError::invalid(field, "must not be null")),
         Some(Some(v)) => Ok(Some(v)),
@@ -291,7 +292,9 @@ async fn update_template(
 #[utoipa::path(delete, path = "/templates/{id}", tag = "templates",
     params(("id" = String, Path, description = "Template id")),
     responses(
-        (status = 204, description = "Template deleted; calls made with it keep their templateId"),
+        (status = 204, description = "Template deleted; calls made with it keep their templateId. While a scheduled, \
+active or paused campaign or an inbound phone number uses it, the answer is 409 `conflict` naming them in \
+`details.campaignIds` and `details.phoneNumberIds`"),
         ErrorResponses
     ),
     security(("bearer" = [])))]
@@ -299,12 +302,20 @@ async fn delete_template(State(state): State<AppState>, Auth(who): Auth, PathId(
     match templates::delete(&state.db, &who.account_id, &id).await? {
         DeleteOutcome::Deleted => Ok(StatusCode::NO_CONTENT),
         DeleteOutcome::NotFound => Err(ApiError::not_found("Template")),
-        DeleteOutcome::InUse { campaign_ids } => Err(ApiError::Conflict {
-            message: format!(
-                "Template is used by {} scheduled, active or paused campaign(s); complete or cancel them first",
-                campaign_ids.len()
-            ),
-            details: json!({"campaignIds": campaign_ids}),
-        }),
+        DeleteOutcome::InUse { campaign_ids, phone_number_ids } => {
+            let (mut users, mut remedies) = (Vec::new(), Vec::new());
+            if !campaign_ids.is_empty() {
+                users.push(format!("{} scheduled, active or paused campaign(s)", campaign_ids.len()));
+                remedies.push("complete or cancel the campaigns");
+            }
+            if !phone_number_ids.is_empty() {
+                users.push(format!("{} inbound phone number(s)", phone_number_ids.len()));
+                remedies.push("point the numbers at another template or delete them");
+            }
+            Err(ApiError::Conflict {
+                message: format!("Template is used by {}; {} first", users.join(" and "), remedies.join(" and ")),
+                details: json!({"campaignIds": campaign_ids, "phoneNumberIds": phone_number_ids}),
+            })
+        }
     }
 }

@@ -7,7 +7,9 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern};
+use super::{
+    Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern, phone_numbers,
+};
 use crate::domain::status::CampaignStatus;
 use crate::domain::template::Step;
 use crate::domain::{Id, Timestamp};
@@ -280,22 +282,28 @@ pub async fn update(db: &Db, account_id: &Id, id: &Id, patch: TemplatePatch) -> 
 pub enum DeleteOutcome {
     Deleted,
     NotFound,
-    /// Campaigns that may still place calls with the template.
+    /// Campaigns that may still place calls with the template, and inbound numbers
+    /// whose calls run it.
     InUse {
         campaign_ids: Vec<Id>,
+        phone_number_ids: Vec<Id>,
     },
 }
 
-/// Deletes a template unless a scheduled, active or paused campaign uses it. Calls
-/// made with it keep their `templateId`.
+/// Deletes a template unless a scheduled, active or paused campaign or an inbound
+/// phone number uses it. Calls made with it keep their `templateId`.
 pub async fn delete(db: &Db, account_id: &Id, id: &Id) -> StoreResult<DeleteOutcome> {
     let mut tx = db.write.begin().await?;
-    let exists = sqlx::query("SELECT id FROM templates WHERE account_id = $1 AND id = $2")
-        .bind(account_id.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+    // On PostgreSQL the row lock makes a concurrent phone number create (which share-locks
+    // the template) either finish first and be seen below, or wait and find no template.
+    let lock = if db.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let exists =
+        sqlx::query(AssertSqlSafe(format!("SELECT id FROM templates WHERE account_id = $1 AND id = $2{lock}")))
+            .bind(account_id.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
     if !exists {
         return Ok(DeleteOutcome::NotFound);
     }
@@ -314,9 +322,10 @@ pub async fn delete(db: &Db, account_id: &Id, id: &Id) -> StoreResult<DeleteOutc
     .bind(id.as_str())
     .fetch_all(&mut *tx)
     .await?;
-    if !campaigns.is_empty() {
+    let phone_number_ids = phone_numbers::ids_using_template(&mut tx, account_id, id).await?;
+    if !campaigns.is_empty() || !phone_number_ids.is_empty() {
         let campaign_ids = campaigns.iter().map(|r| r.text("id").map(Id::from_trusted)).collect::<StoreResult<_>>()?;
-        return Ok(DeleteOutcome::InUse { campaign_ids });
+        return Ok(DeleteOutcome::InUse { campaign_ids, phone_number_ids });
     }
     sqlx::query("DELETE FROM templates WHERE account_id = $1 AND id = $2")
         .bind(account_id.as_str())
