@@ -208,6 +208,8 @@ async fn create_call(
         caller_id,
     };
     let call = calls::create(&state.db, &who.account_id, new).await?;
+    // A call due now need not wait for the dispatcher's next poll.
+    state.calls.wake.notify_one();
     Ok((StatusCode::CREATED, Json(call)))
 }
 

@@ -10,8 +10,10 @@
 //! - `vad`: Silero VAD, one shared session pool, per-call streams scoring 20 ms frames.
 //! - `tts`: Piper voices with espeak-ng phonemes, a pool streaming sentence by sentence, LRU cache.
 
+pub mod engine;
 pub mod models;
 pub mod onnx;
+pub mod stt;
 pub mod tts;
 pub mod vad;
 
