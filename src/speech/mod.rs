@@ -7,9 +7,11 @@
 //!
 //! - `models`: where the model files are (`models/` by default) and what is missing.
 //! - `onnx`: the process-wide ONNX Runtime, loaded from `models/lib/libonnxruntime.so`.
+//! - `stt`: the whisper pool (one model, a worker per state, bounded queue) and transcripts.
 
 pub mod models;
 pub mod onnx;
+pub mod stt;
 
 pub use models::ModelPaths;
 
