@@ -65,7 +65,8 @@ pub struct SttConfig {
     /// busy for minutes would stall every call behind it. The CLI may raise it.
     pub max_clip: Duration,
     /// Emit timestamp tokens and let whisper split segments at pauses. Off: one segment per 30 s
-    /// window, a few decoder steps fewer.
+    /// window, a few decoder steps fewer. With a shrunk context timestamps make tiny.en loop
+    /// (`cargo bench --bench stt -- accuracy`), so turn `shrink_audio_ctx` off with them.
     pub segment_timestamps: bool,
     /// ggml flash attention in the encoder and decoder.
     pub flash_attn: bool,
@@ -79,21 +80,26 @@ pub struct SttConfig {
 }
 
 impl SttConfig {
-    /// Sizing for a machine with `cores` cores: workers of 2 threads each (a lone request is
-    /// ~1.6x faster on 2 threads than on 1, and phone turns are latency-bound), as many
-    /// workers as pairs of cores, and a queue of two clips per worker (a 2 s turn takes
-    /// ~0.2 s, so a queued clip waits at most ~0.4 s before it is refused instead).
+    /// Sizing for a machine with `cores` cores: one worker per core, each on one thread, and a
+    /// queue of two clips per worker (a 2 s turn takes a few hundred ms, so a queued clip waits
+    /// well under a second before the pool refuses more).
+    ///
+    /// Why not fewer workers on more threads: ggml's threads meet at a busy-wait barrier after
+    /// every operation, so when another thread of the gateway (media, VAD, TTS) or of the host
+    /// takes one of the cores, the other ggml thread spins until it is scheduled again. Measured
+    /// on 2 shared cores (`cargo bench --bench stt -- sizing`, docs/BENCHMARKS.md), 1 worker x 2
+    /// threads was 3x slower per clip than 2 workers x 1 thread; on an idle machine 2 threads
+    /// win only on a lone clip's latency.
     pub fn for_cores(cores: usize) -> Self {
-        let cores = cores.max(1);
-        let threads_per_worker = cores.min(2);
-        let workers = (cores / threads_per_worker).max(1);
+        let workers = cores.max(1);
+        let threads_per_worker = 1;
         SttConfig {
             workers,
             threads_per_worker,
             queue_depth: 2 * workers,
             language: "en".to_owned(),
             shrink_audio_ctx: true,
-            audio_ctx_margin: 64,
+            audio_ctx_margin: 128,
             min_clip: Duration::from_secs(1),
             max_clip: Duration::from_secs(120),
             segment_timestamps: false,
@@ -398,7 +404,7 @@ impl Worker {
         let (mut p_sum, mut p_count) = (0.0f64, 0usize);
         for segment in self.state.as_iter() {
             let Ok(raw) = segment.to_str_lossy() else { continue };
-            let text = strip_markers(&raw);
+            let text = collapse_repetition(&strip_markers(&raw));
             if text.is_empty() {
                 continue;
             }
@@ -454,6 +460,28 @@ pub fn strip_markers(text: &str) -> String {
     kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Cuts a decoding loop short: when the text ends in a run of at least three words repeated
+/// back to back (the last copy possibly cut off by the token budget), one copy is kept
+/// ("What your country can do for you. What your country can do for you. What your" -> "What
+/// your country can do for you."). Whisper falls into such loops when it cannot see where the
+/// audio ends, which a shrunk context makes more likely. Shorter repeats ("no, no, no") are speech
+/// and stay.
+pub fn collapse_repetition(text: &str) -> String {
+    const MIN_UNIT: usize = 3;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let keys: Vec<String> = words.iter().map(|w| normalize_words(w).concat()).collect();
+    let n = keys.len();
+    for start in 0..n {
+        for unit in MIN_UNIT..=(n - start) / 2 {
+            let periodic = (start + unit..n).all(|i| keys[i] == keys[start + (i - start) % unit]);
+            if periodic {
+                return words[..start + unit].join(" ");
+            }
+        }
+    }
+    text.to_owned()
+}
+
 /// Lowercase words without punctuation, for comparing transcripts ("Ask not!" -> "ask not").
 /// Apostrophes inside words are kept ("don't"); hyphens split words.
 pub fn normalize_words(text: &str) -> Vec<String> {
@@ -501,6 +529,19 @@ mod tests {
         assert_eq!(strip_markers("  ask not  what\tyour country "), "ask not what your country");
         // An unclosed bracket drops the rest: it is whisper's marker cut off by the window.
         assert_eq!(strip_markers("yes [BLANK_AUD"), "yes");
+    }
+
+    #[test]
+    fn decoding_loops_are_cut_to_one_copy() {
+        let looped = "What your country can do for you. What your country can do for you. What your country can";
+        assert_eq!(collapse_repetition(looped), "What your country can do for you.");
+        assert_eq!(collapse_repetition("Hello. I want to pay. I want to pay. I want to pay."), "Hello. I want to pay.");
+        // Speech that repeats short words, or says something once, is left alone.
+        assert_eq!(collapse_repetition("No, no, no, no."), "No, no, no, no.");
+        assert_eq!(collapse_repetition("thank you thank you"), "thank you thank you");
+        let jfk = "ask not what your country can do for you ask what you can do for your country";
+        assert_eq!(collapse_repetition(jfk), jfk);
+        assert_eq!(collapse_repetition(""), "");
     }
 
     #[test]
@@ -552,13 +593,11 @@ mod tests {
     }
 
     #[test]
-    fn default_sizing_uses_two_threads_per_worker() {
+    fn default_sizing_is_a_single_threaded_worker_per_core() {
         let two = SttConfig::for_cores(2);
-        assert_eq!((two.workers, two.threads_per_worker), (1, 2));
-        let one = SttConfig::for_cores(1);
-        assert_eq!((one.workers, one.threads_per_worker), (1, 1));
-        let eight = SttConfig::for_cores(8);
-        assert_eq!((eight.workers, eight.threads_per_worker, eight.queue_depth), (4, 2, 8));
+        assert_eq!((two.workers, two.threads_per_worker, two.queue_depth), (2, 1, 4));
+        let none = SttConfig::for_cores(0);
+        assert_eq!((none.workers, none.threads_per_worker), (1, 1));
     }
 
     #[test]
