@@ -109,32 +109,46 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Records that `carrier` is placing the call and the media stream token that will admit
-/// its audio (only the token's hash is kept).
-pub async fn open_leg(
-    db: &Db,
-    account_id: &Id,
-    call_id: &Id,
-    carrier: &str,
-    stream_token: &str,
-    token_expires_at: Timestamp,
-    now: Timestamp,
-) -> StoreResult<()> {
+/// Records that `carrier` is placing the call.
+pub async fn open_leg(db: &Db, account_id: &Id, call_id: &Id, carrier: &str, now: Timestamp) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO call_legs (call_id, account_id, carrier, stream_token_hash, stream_token_expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) \
-         ON CONFLICT (call_id) DO UPDATE SET carrier = excluded.carrier, stream_token_hash = excluded.stream_token_hash, \
-         stream_token_expires_at = excluded.stream_token_expires_at, updated_at = excluded.updated_at",
+        "INSERT INTO call_legs (call_id, account_id, carrier, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (call_id) DO UPDATE SET carrier = excluded.carrier, updated_at = excluded.updated_at",
     )
     .bind(call_id.as_str())
     .bind(account_id.as_str())
     .bind(carrier)
-    .bind(token_hash(stream_token))
-    .bind(token_expires_at.to_db())
     .bind(now.to_db())
     .execute(&db.write)
     .await?;
     Ok(())
+}
+
+/// The leg of a call: (account, carrier, carrier's call id).
+pub async fn leg(db: &Db, call_id: &Id) -> StoreResult<Option<(Id, String, Option<String>)>> {
+    let row = sqlx::query("SELECT account_id, carrier, carrier_call_id FROM call_legs WHERE call_id = $1")
+        .bind(call_id.as_str())
+        .fetch_optional(&db.read)
+        .await?;
+    row.map(|r| Ok((Id::from_trusted(r.text("account_id")?), r.text("carrier")?, r.opt_text("carrier_call_id")?)))
+        .transpose()
+}
+
+/// Mints the single-use token that admits the call's media stream (kept as a hash), valid
+/// until `expires_at`; a new token replaces an unused older one.
+pub async fn issue_stream_token(db: &Db, call_id: &Id, expires_at: Timestamp, now: Timestamp) -> StoreResult<String> {
+    // Ids are guessable (time + counter); a token is 256 random bits.
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    sqlx::query(
+        "UPDATE call_legs SET stream_token_hash = $1, stream_token_expires_at = $2, updated_at = $3 WHERE call_id = $4",
+    )
+    .bind(token_hash(&token))
+    .bind(expires_at.to_db())
+    .bind(now.to_db())
+    .bind(call_id.as_str())
+    .execute(&db.write)
+    .await?;
+    Ok(token)
 }
 
 pub async fn set_carrier_call_id(db: &Db, call_id: &Id, carrier_call_id: &str, now: Timestamp) -> StoreResult<()> {
