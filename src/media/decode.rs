@@ -72,7 +72,18 @@ pub fn decode_bytes(bytes: Vec<u8>, extension_hint: Option<&str>) -> Result<Deco
     decode_source(Box::new(Cursor::new(bytes)), extension_hint)
 }
 
+/// symphonia parses untrusted bytes and can panic on some (0.6.1 overflows a u16 on a WAV fmt
+/// chunk declaring 65535 channels; found by tests/decoder_robustness.rs). Its state is all local
+/// to this call, so a panic is turned into `Malformed` instead of taking the caller down.
 fn decode_source(source: Box<dyn MediaSource>, extension_hint: Option<&str>) -> Result<DecodedAudio, DecodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_source_unguarded(source, extension_hint)))
+        .unwrap_or_else(|_| Err(DecodeError::Malformed("the decoder failed on this input".into())))
+}
+
+fn decode_source_unguarded(
+    source: Box<dyn MediaSource>,
+    extension_hint: Option<&str>,
+) -> Result<DecodedAudio, DecodeError> {
     let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = extension_hint {

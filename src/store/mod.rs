@@ -13,6 +13,7 @@ pub mod campaigns;
 pub mod contact_lists;
 pub mod contacts;
 pub mod idempotency;
+pub mod phone_numbers;
 pub mod templates;
 pub mod webhooks;
 
@@ -60,6 +61,8 @@ pub struct Db {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", include_str!("../../migrations/0001_initial.sql")),
     (2, "webhooks", include_str!("../../migrations/0002_webhooks.sql")),
+    (3, "template voicemail message", include_str!("../../migrations/0003_template_voicemail.sql")),
+    (4, "phone numbers", include_str!("../../migrations/0004_phone_numbers.sql")),
     (5, "call sessions", include_str!("../../migrations/0005_call_sessions.sql")),
 ];
 

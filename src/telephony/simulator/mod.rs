@@ -3,6 +3,8 @@
 //!
 //! - `playback`: Twilio's playback queue (`media`, `mark`, `clear` semantics), pure.
 //! - `peer`: a WebSocket client speaking Twilio's side of the stream protocol.
+//! - `callee`: the personas behind the simulator's numbers, talking through a `peer`.
 
+pub mod callee;
 pub mod peer;
 pub mod playback;
