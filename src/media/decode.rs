@@ -239,14 +239,10 @@ mod tests {
     }
 
     #[test]
-    fn the_jfk_fixture_decodes_when_fetched() {
+    fn the_jfk_fixture_decodes() {
+        // `make test` runs models/fetch.sh first; a missing fixture is a failure, not a skip.
         let path = crate::speech::ModelPaths::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models")).fixture("jfk.wav");
-        if !path.exists() {
-            // The fixture comes from models/fetch.sh; the speech tests require it, this unit
-            // test only adds a real-file check when it is there.
-            return;
-        }
-        let audio = decode_file(&path).unwrap();
+        let audio = decode_file(&path).unwrap_or_else(|e| panic!("{}: {e} (run bash models/fetch.sh)", path.display()));
         assert_eq!((audio.sample_rate, audio.channels), (16000, 1));
         assert!((audio.duration_secs() - 11.0).abs() < 0.1, "{}", audio.duration_secs());
     }

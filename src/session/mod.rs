@@ -364,9 +364,8 @@ async fn run_inner(
                 };
                 match inbound {
                     Inbound::Media { chunk, payload, .. } => {
-                        let mut frames: Vec<Vec<u8>> = Vec::new();
-                        reorder.push(chunk, payload, |p| frames.push(p.to_vec()));
-                        for payload in frames {
+                        reorder.push(chunk, payload);
+                        while let Some(payload) = reorder.pop() {
                             let mut pcm = [0i16; FRAME];
                             let n = payload.len().min(FRAME);
                             g711::decode_ulaw(&payload[..n], &mut pcm[..n]);

@@ -10,24 +10,9 @@ mod common;
 #[allow(dead_code)]
 mod receiver;
 
+/// What `receiver.rs` waits with.
 mod support {
-    use std::future::Future;
-    use std::time::{Duration, Instant};
-
-    pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Option<T>>,
-    {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
+    pub use crate::common::eventually;
 }
 
 mod personas;
@@ -112,7 +97,8 @@ impl TestApp {
 
     /// Waits until the call is completed or failed; returns it.
     pub async fn finished_call(&self, id: &str, timeout: Duration) -> Value {
-        support::eventually(timeout, &format!("call {id} to end"), || async {
+        // Each check is a request: poll at a human pace, not every 20 ms.
+        common::eventually_every(Duration::from_millis(250), timeout, &format!("call {id} to end"), || async {
             let (_, call) = self.get_json(&format!("/v1/calls/{id}")).await;
             matches!(call["status"].as_str(), Some("completed" | "failed" | "cancelled")).then_some(call)
         })

@@ -102,3 +102,35 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// Polls `check` every 20 ms until it yields a value; panics naming `what` after `timeout`.
+#[allow(dead_code)]
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_every(std::time::Duration::from_millis(20), timeout, what, check).await
+}
+
+/// `eventually` with its own polling interval (for checks that cost a request each).
+#[allow(dead_code)]
+pub async fn eventually_every<T, F, Fut>(
+    poll: std::time::Duration,
+    timeout: std::time::Duration,
+    what: &str,
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(poll).await;
+    }
+}

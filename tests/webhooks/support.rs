@@ -1,10 +1,9 @@
 //! In-process servers on an injectable clock, child-process servers, fresh databases,
 //! and bounded waiting.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callcenter::store::accounts;
 use reqwest::{Method, StatusCode};
@@ -148,21 +147,7 @@ impl TestApp {
     }
 }
 
-/// Polls `check` until it yields a value; panics naming `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use crate::common::eventually;
 
 /// Asserts `evt_` + 24 lowercase hex.
 #[track_caller]

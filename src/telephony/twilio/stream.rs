@@ -210,8 +210,8 @@ impl MediaReorder {
         MediaReorder { next: 1, window: window.max(1), pending: BTreeMap::new(), lost: 0, late: 0 }
     }
 
-    /// Takes one chunk and calls `emit` with every chunk now ready, in order.
-    pub fn push(&mut self, chunk: u64, payload: Vec<u8>, mut emit: impl FnMut(&[u8])) {
+    /// Takes one chunk; `pop` then gives back every chunk now ready, in order.
+    pub fn push(&mut self, chunk: u64, payload: Vec<u8>) {
         if chunk < self.next || self.pending.contains_key(&chunk) {
             self.late += 1;
             return;
@@ -223,17 +223,20 @@ impl MediaReorder {
             self.next = chunk;
         }
         self.pending.insert(chunk, payload);
-        loop {
-            if let Some(payload) = self.pending.remove(&self.next) {
-                emit(&payload);
-                self.next += 1;
-            } else if self.pending.len() > self.window {
-                emit(&[MULAW_SILENCE; CHUNK_SAMPLES]);
-                self.lost += 1;
-                self.next += 1;
-            } else {
-                break;
-            }
+    }
+
+    /// The next chunk in order, if it is here (moved out, not copied), or silence in place of
+    /// a missing one once `window` later chunks wait behind it.
+    pub fn pop(&mut self) -> Option<Vec<u8>> {
+        if let Some(payload) = self.pending.remove(&self.next) {
+            self.next += 1;
+            Some(payload)
+        } else if self.pending.len() > self.window {
+            self.lost += 1;
+            self.next += 1;
+            Some(vec![MULAW_SILENCE; CHUNK_SAMPLES])
+        } else {
+            None
         }
     }
 }
@@ -316,7 +319,10 @@ mod tests {
     fn run(reorder: &mut MediaReorder, chunks: &[u64]) -> Vec<u8> {
         let mut out = Vec::new();
         for &c in chunks {
-            reorder.push(c, vec![c as u8; CHUNK_SAMPLES], |p| out.push(p[0]));
+            reorder.push(c, vec![c as u8; CHUNK_SAMPLES]);
+            while let Some(p) = reorder.pop() {
+                out.push(p[0]);
+            }
         }
         out
     }
