@@ -1,6 +1,7 @@
 # callcenter: build, run and test entry points.
 #   make run    set up the machine, build release, create an API key, serve on $(LISTEN)
-#   make test   set up the machine + PostgreSQL, cargo test, then Schemathesis against a live server
+#   make test   set up the machine + PostgreSQL, fetch the models (the speech tests use them),
+#               cargo test, then Schemathesis against a live server
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -17,7 +18,7 @@ TEST_PG_URL ?= postgres://callcenter:callcenter@127.0.0.1:5432/postgres
 
 help:
 	@echo "make run    setup, fetch models, build release, create an API key, serve on LISTEN=$(LISTEN)"
-	@echo "make test   setup (+PostgreSQL 15), cargo test --all-targets, Schemathesis API fuzzing"
+	@echo "make test   setup (+PostgreSQL 15), fetch models, cargo test --all-targets, Schemathesis API fuzzing"
 	@echo "make bench  cargo bench"
 	@echo "make fmt    cargo fmt --all"
 	@echo "make lint   cargo clippy --all-targets -- -D warnings"
@@ -25,7 +26,7 @@ help:
 
 run:
 	bash scripts/setup.sh
-	if [ -f models/fetch.sh ]; then bash models/fetch.sh; fi
+	bash models/fetch.sh
 	cargo build --release
 	mkdir -p "$(DATA_DIR)"
 	key="$$($(RELEASE_BIN) keys create --account default --data-dir "$(DATA_DIR)" | tail -n 1)"; \
@@ -42,6 +43,7 @@ test: export CALLCENTER_TEST_PG_URL := $(TEST_PG_URL)
 TEST_LOG := target/cargo-test.log
 test:
 	bash scripts/setup.sh --test
+	bash models/fetch.sh
 	mkdir -p target
 	cargo test --all-targets 2>&1 | tee $(TEST_LOG)
 	bash scripts/schemathesis.sh

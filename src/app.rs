@@ -16,6 +16,7 @@ use crate::api::middleware::{self, ApiRateLimiter};
 use crate::api::{self, health};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::session::runtime::CallRuntime;
 use crate::store::Db;
 use crate::webhooks::relay::Relay;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The webhook outbox relay; `wake()` it after committing events.
     pub relay: Arc<Relay>,
+    /// Running calls: models, call slots, the dispatcher's wake-up, carriers.
+    pub calls: Arc<CallRuntime>,
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one).
@@ -56,6 +59,7 @@ impl AppState {
     pub fn new(db: Db, config: Config, clock: Arc<dyn Clock>) -> AppState {
         AppState {
             relay: Arc::new(Relay::new(db.clone(), clock.clone(), config.allow_insecure_webhooks)),
+            calls: Arc::new(CallRuntime::new(&config.telephony)),
             db,
             rate_limiter: Arc::new(ApiRateLimiter::new(config.rate_limit_per_minute)),
             config: Arc::new(config),
@@ -90,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .merge(v1)
+        .merge(crate::telephony::twilio::http::router())
         .fallback(health::route_not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(from_fn(middleware::track_metrics))
@@ -116,6 +121,9 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        // With port 0 the kernel picks one; the simulator carrier dials the real address.
+        let mut config = config;
+        config.listen = listener.local_addr()?;
         Ok(App { listener, state: AppState::new(db, config, clock) })
     }
 
@@ -131,10 +139,12 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(middleware::housekeeping(self.state.clone()));
         let relay = tokio::spawn(self.state.relay.clone().run());
+        let dispatcher = tokio::spawn(crate::session::dispatcher::run(self.state.clone()));
         let router = router(self.state.clone());
         let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         housekeeping.abort();
         relay.abort();
+        dispatcher.abort();
         self.state.db.close().await;
         result.map_err(Into::into)
     }

@@ -26,6 +26,13 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub rate_limit_per_minute: Option<u32>,
     pub allow_insecure_webhooks: Option<bool>,
+    pub public_url: Option<String>,
+    pub models_dir: Option<PathBuf>,
+    pub max_concurrent_calls: Option<usize>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub twilio_caller_id: Option<String>,
+    pub twilio_api_base: Option<String>,
 }
 
 impl FileConfig {
@@ -82,6 +89,118 @@ pub struct Config {
     /// Lets webhook URLs point at internal addresses, and at loopback over plain http
     /// (local development, tests).
     pub allow_insecure_webhooks: bool,
+    pub telephony: TelephonyConfig,
+}
+
+/// Twilio account credentials: with them the gateway places real calls and accepts
+/// `/twilio/*` requests signed with the auth token; without them `/twilio/*` refuses all.
+#[derive(Clone)]
+pub struct TwilioConfig {
+    pub account_sid: String,
+    pub auth_token: String,
+    /// `From` for calls that have no `callerId`.
+    pub caller_id: Option<String>,
+    /// Twilio's REST API base (`https://api.twilio.com`; tests point it elsewhere).
+    pub api_base: String,
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"***")
+            .field("caller_id", &self.caller_id)
+            .field("api_base", &self.api_base)
+            .finish()
+    }
+}
+
+/// Calls, carriers and the speech models.
+#[derive(Clone, Debug)]
+pub struct TelephonyConfig {
+    /// The base URL carriers reach this server at (`https://gw.example.com`); Twilio signs
+    /// requests over it. Default: `http://LISTEN`.
+    pub public_url: Option<String>,
+    pub twilio: Option<TwilioConfig>,
+    /// Calls this node runs at once; more wait in `queued`.
+    pub max_concurrent_calls: usize,
+    /// Where `models/fetch.sh` put the models.
+    pub models_dir: PathBuf,
+}
+
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 20;
+
+impl Default for TelephonyConfig {
+    fn default() -> Self {
+        TelephonyConfig {
+            public_url: None,
+            twilio: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            models_dir: PathBuf::from("models"),
+        }
+    }
+}
+
+/// Telephony settings as given on the command line or in the environment.
+#[derive(Clone, Debug, Default)]
+pub struct TelephonyArgs {
+    pub public_url: Option<String>,
+    pub models_dir: Option<PathBuf>,
+    pub max_concurrent_calls: Option<usize>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub twilio_caller_id: Option<String>,
+    pub twilio_api_base: Option<String>,
+}
+
+impl TelephonyConfig {
+    pub fn resolve(args: TelephonyArgs, file: &FileConfig) -> Result<TelephonyConfig, ConfigError> {
+        let invalid = |name: &'static str, value: &str, reason: &str| ConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let public_url = args.public_url.or_else(|| file.public_url.clone()).filter(|u| !u.trim().is_empty());
+        if let Some(url) = &public_url {
+            let parsed = url::Url::parse(url).map_err(|e| invalid("public URL", url, &e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(invalid("public URL", url, "expected http(s)://host[:port]"));
+            }
+        }
+        let max_concurrent_calls =
+            args.max_concurrent_calls.or(file.max_concurrent_calls).unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS);
+        if max_concurrent_calls == 0 {
+            return Err(invalid("max concurrent calls", "0", "must be at least 1"));
+        }
+        let sid = args.twilio_account_sid.or_else(|| file.twilio_account_sid.clone()).filter(|s| !s.is_empty());
+        let token = args.twilio_auth_token.or_else(|| file.twilio_auth_token.clone()).filter(|s| !s.is_empty());
+        let twilio = match (sid, token) {
+            (Some(account_sid), Some(auth_token)) => Some(TwilioConfig {
+                account_sid,
+                auth_token,
+                caller_id: args.twilio_caller_id.or_else(|| file.twilio_caller_id.clone()),
+                api_base: args
+                    .twilio_api_base
+                    .or_else(|| file.twilio_api_base.clone())
+                    .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "Twilio credentials",
+                    "(only one given)",
+                    "give both the account SID and the auth token, or neither",
+                ));
+            }
+        };
+        let models_dir = args.models_dir.or_else(|| file.models_dir.clone()).unwrap_or_else(|| PathBuf::from("models"));
+        Ok(TelephonyConfig {
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            twilio,
+            max_concurrent_calls,
+            models_dir,
+        })
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -110,7 +229,18 @@ impl Config {
             });
         }
         let allow_insecure_webhooks = allow_insecure_webhooks || file.allow_insecure_webhooks.unwrap_or(false);
-        Ok(Config { listen, store, rate_limit_per_minute: rate, allow_insecure_webhooks })
+        Ok(Config {
+            listen,
+            store,
+            rate_limit_per_minute: rate,
+            allow_insecure_webhooks,
+            telephony: TelephonyConfig::default(),
+        })
+    }
+
+    /// The URL this server is reached at from outside: `public_url`, else `http://LISTEN`.
+    pub fn public_base_url(&self) -> String {
+        self.telephony.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// A configuration for tests and embedding: loopback, port 0, given store.
@@ -120,6 +250,7 @@ impl Config {
             store,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             allow_insecure_webhooks: false,
+            telephony: TelephonyConfig::default(),
         }
     }
 }

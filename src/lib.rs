@@ -11,13 +11,19 @@
 //! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
 //! - `media`: per-call audio stages (codecs, resampling, endpointer, pacer, recorder).
 //! - `speech`: the models (Silero VAD, whisper STT, Piper TTS), loaded once and pooled.
+//! - `dialogue`: the per-call step engine, answer classifier, voicemail and beep detection (pure).
+//! - `session`: one task per call (media, dialogue, recorder), the dispatcher, inbound calls.
+//! - `telephony`: transports and carriers: Twilio (stream codec, webhooks, REST), the simulator.
 
 pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod dialogue;
 pub mod domain;
 pub mod media;
+pub mod session;
 pub mod speech;
 pub mod store;
+pub mod telephony;
 pub mod webhooks;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use callcenter::app::{App, shutdown_signal};
-use callcenter::config::{Config, FileConfig, StoreConfig};
+use callcenter::config::{Config, FileConfig, StoreConfig, TelephonyArgs, TelephonyConfig};
 use callcenter::domain::Id;
 use callcenter::store::{Db, accounts};
 use callcenter::webhooks::signing;
@@ -34,6 +34,32 @@ struct StoreArgs {
     database_url: Option<String>,
 }
 
+#[derive(Args, Clone)]
+struct TelephonyFlags {
+    /// Base URL carriers reach this server at, e.g. https://gw.example.com (Twilio signs
+    /// requests over it; default http://LISTEN).
+    #[arg(long, env = "CALLCENTER_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Directory holding the speech models (default ./models, made by models/fetch.sh).
+    #[arg(long, env = "CALLCENTER_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// Calls this node runs at once (default 20); more wait in `queued`.
+    #[arg(long, env = "CALLCENTER_MAX_CONCURRENT_CALLS")]
+    max_concurrent_calls: Option<usize>,
+    /// Twilio account SID: with the auth token, real calls go through Twilio.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+    /// Twilio auth token: signs /twilio/* requests (without it they are all refused).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    twilio_auth_token: Option<String>,
+    /// Default `From` number for Twilio calls without a callerId.
+    #[arg(long, env = "TWILIO_CALLER_ID")]
+    twilio_caller_id: Option<String>,
+    /// Twilio REST API base URL (default https://api.twilio.com).
+    #[arg(long, env = "TWILIO_API_BASE")]
+    twilio_api_base: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (applies pending migrations first).
@@ -50,6 +76,8 @@ enum Command {
         /// receivers (local development and tests).
         #[arg(long, env = "CALLCENTER_ALLOW_INSECURE_WEBHOOKS")]
         allow_insecure_webhooks: bool,
+        #[command(flatten)]
+        telephony: TelephonyFlags,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -65,6 +93,37 @@ enum Command {
     Webhooks {
         #[command(subcommand)]
         command: WebhooksCommand,
+    },
+    /// Transcribe a WAV or MP3 file (any sample rate, mono or stereo) with whisper; the text
+    /// goes to stdout.
+    Transcribe {
+        /// The audio file.
+        file: PathBuf,
+        /// Directory holding the models (default ./models, made by models/fetch.sh).
+        #[arg(long, env = "CALLCENTER_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
+        /// Whisper model: tiny.en (default) or base (`models/fetch.sh --base`).
+        #[arg(long, default_value = "tiny.en")]
+        model: String,
+        /// Print one line per segment with its start and end time.
+        #[arg(long)]
+        segments: bool,
+    },
+    /// Speak a text with a Piper voice into a WAV file.
+    Say {
+        /// What to say.
+        text: String,
+        /// The WAV file to write (16-bit mono at the voice's rate, or at --rate).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Piper voice name in <models>/voices (default en_US-joe-medium).
+        #[arg(long)]
+        voice: Option<String>,
+        /// Resample to this rate, e.g. 8000 to hear it as a phone line would carry it.
+        #[arg(long)]
+        rate: Option<u32>,
+        #[arg(long, env = "CALLCENTER_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
     },
 }
 
@@ -130,7 +189,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CALLCENTER_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,whisper_rs=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -165,13 +224,27 @@ async fn open(store: &StoreConfig) -> anyhow::Result<Db> {
 
 async fn run(command: Command, file: FileConfig) -> ExitCode {
     let result = match command {
-        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks } => {
+        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks, telephony } => {
             let store = match store_config(store, &file) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let config = match Config::resolve(listen, store, rate_limit_per_minute, allow_insecure_webhooks, &file) {
+            let mut config = match Config::resolve(listen, store, rate_limit_per_minute, allow_insecure_webhooks, &file)
+            {
                 Ok(c) => c,
+                Err(e) => return config_error(e),
+            };
+            let args = TelephonyArgs {
+                public_url: telephony.public_url,
+                models_dir: telephony.models_dir,
+                max_concurrent_calls: telephony.max_concurrent_calls,
+                twilio_account_sid: telephony.twilio_account_sid,
+                twilio_auth_token: telephony.twilio_auth_token,
+                twilio_caller_id: telephony.twilio_caller_id,
+                twilio_api_base: telephony.twilio_api_base,
+            };
+            config.telephony = match TelephonyConfig::resolve(args, &file) {
+                Ok(t) => t,
                 Err(e) => return config_error(e),
             };
             serve(config).await
@@ -183,6 +256,12 @@ async fn run(command: Command, file: FileConfig) -> ExitCode {
         Command::Keys { command } => keys(command, &file).await,
         Command::Webhooks { command: WebhooksCommand::Verify { secret, body, signature, id, timestamp } } => {
             return verify_webhook(&secret, &body, &signature, id.as_deref(), timestamp);
+        }
+        Command::Transcribe { file, models_dir, model, segments } => {
+            return speech_command(move || transcribe(&file, &models_dir, &model, segments)).await;
+        }
+        Command::Say { text, output, voice, rate, models_dir } => {
+            return speech_command(move || say(&text, &output, voice.as_deref(), rate, &models_dir)).await;
         }
     };
     match result {
@@ -274,5 +353,79 @@ async fn keys(command: KeysCommand, file: &FileConfig) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Runs a blocking speech command off the async runtime; errors print one line, exit 1.
+async fn speech_command(work: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> ExitCode {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn transcribe(file: &Path, models_dir: &Path, model: &str, segments: bool) -> anyhow::Result<()> {
+    use callcenter::media::decode::{MAX_DURATION_SECS, decode_file, resample_clip};
+    use callcenter::speech::ModelPaths;
+    use callcenter::speech::stt::{SttConfig, SttPool};
+
+    let audio = decode_file(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let audio_16k = resample_clip(&audio.samples, audio.sample_rate, 16_000)?;
+    let config = SttConfig { max_clip: std::time::Duration::from_secs(MAX_DURATION_SECS), ..SttConfig::default() };
+    let pool = SttPool::new(&ModelPaths::new(models_dir).whisper(model), config)?;
+    let transcript = pool.transcribe_blocking(audio_16k)?;
+    if segments {
+        for segment in &transcript.segments {
+            let at = |ms: u32| format!("{:02}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000);
+            println!("[{} --> {}] {}", at(segment.start_ms), at(segment.end_ms), segment.text.trim());
+        }
+    } else {
+        println!("{}", transcript.text);
+    }
+    Ok(())
+}
+
+fn say(text: &str, output: &Path, voice: Option<&str>, rate: Option<u32>, models_dir: &Path) -> anyhow::Result<()> {
+    use callcenter::media::decode::resample_clip;
+    use callcenter::speech::ModelPaths;
+    use callcenter::speech::tts::{TtsConfig, TtsPool};
+
+    let mut config = TtsConfig::default();
+    if let Some(voice) = voice {
+        config.default_voice = voice.to_owned();
+    }
+    let pool = TtsPool::new(&ModelPaths::new(models_dir), config)?;
+    let synthesis = pool.synthesize_blocking(None, text)?;
+    let (samples, sample_rate) = match rate {
+        Some(rate) if rate != synthesis.sample_rate => {
+            if !(4000..=192_000).contains(&rate) {
+                anyhow::bail!("--rate {rate}: expected a sample rate between 4000 and 192000 Hz");
+            }
+            let floats: Vec<f32> = synthesis.samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
+            let resampled = resample_clip(&floats, synthesis.sample_rate, rate)?;
+            (resampled.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect(), rate)
+        }
+        _ => (synthesis.samples, synthesis.sample_rate),
+    };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer =
+        hound::WavWriter::create(output, spec).map_err(|e| anyhow::anyhow!("{}: {e}", output.display()))?;
+    for sample in &samples {
+        writer.write_sample(*sample)?;
+    }
+    writer.finalize()?;
+    eprintln!(
+        "wrote {} ({:.2} s at {sample_rate} Hz)",
+        output.display(),
+        samples.len() as f64 / f64::from(sample_rate)
+    );
     Ok(())
 }

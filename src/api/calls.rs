@@ -71,7 +71,7 @@ fn parse_phone(field: &str, raw: &str) -> ApiResult<Phone> {
 }
 
 /// The given variables as strings.
-fn given_variables(raw: Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
+pub(super) fn given_variables(raw: Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
     if raw.len() > MAX_VARIABLES {
         return Err(ApiError::invalid("variables", format!("at most {MAX_VARIABLES} variables")));
     }
@@ -93,6 +93,23 @@ fn given_variables(raw: Map<String, Value>) -> ApiResult<BTreeMap<String, String
         out.insert(name, text);
     }
     Ok(out)
+}
+
+/// Every variable the template lists must have a value.
+pub(super) fn require_template_variables(
+    template_variables: &[String],
+    variables: &BTreeMap<String, String>,
+) -> ApiResult<()> {
+    let missing: Vec<&String> = template_variables.iter().filter(|v| !variables.contains_key(*v)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    Err(ApiError::invalid_with(
+        "variables",
+        format!("missing values for the template's variables: {names}"),
+        json!({"missing": missing}),
+    ))
 }
 
 fn scalar_text(value: &Value) -> Option<String> {
@@ -163,8 +180,8 @@ async fn create_call(
     // The call keeps every value it will use: what was given, plus what the contact
     // supplies for the template's variables and placeholders.
     if let Some(c) = &contact {
-        let wanted =
-            template.variables.iter().cloned().chain(template.steps.iter().flat_map(|s| placeholders(&s.content)));
+        let texts = template.steps.iter().map(|s| s.content.as_str()).chain(template.voicemail_message.as_deref());
+        let wanted = template.variables.iter().cloned().chain(texts.flat_map(placeholders));
         for name in wanted {
             if !variables.contains_key(&name)
                 && let Some(v) = contact_value(c, &name)
@@ -173,15 +190,7 @@ async fn create_call(
             }
         }
     }
-    let missing: Vec<&String> = template.variables.iter().filter(|v| !variables.contains_key(*v)).collect();
-    if !missing.is_empty() {
-        let names = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(ApiError::invalid_with(
-            "variables",
-            format!("missing values for the template's variables: {names}"),
-            json!({"missing": missing}),
-        ));
-    }
+    require_template_variables(&template.variables, &variables)?;
 
     let status = match body.scheduled {
         Some(at) if at > Timestamp::now() => CallStatus::Scheduled,
@@ -199,6 +208,8 @@ async fn create_call(
         caller_id,
     };
     let call = calls::create(&state.db, &who.account_id, new).await?;
+    // A call due now need not wait for the dispatcher's next poll.
+    state.calls.wake.notify_one();
     Ok((StatusCode::CREATED, Json(call)))
 }
 

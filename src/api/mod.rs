@@ -4,6 +4,7 @@
 
 pub mod analytics;
 pub mod api_keys;
+pub mod call_media;
 pub mod calls;
 pub mod campaigns;
 pub mod contact_lists;
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod pagination;
+pub mod phone_numbers;
 pub mod templates;
 pub mod validate;
 pub mod webhooks;
@@ -69,6 +71,8 @@ the first successful response for 24 hours; with a different request it is a 422
         (name = "analytics", description = "Call and campaign statistics"),
         (name = "api-keys", description = "API keys of the account"),
         (name = "webhooks", description = "Webhook endpoints, signed deliveries and their log"),
+        (name = "phone-numbers", description = "Inbound numbers: each routes the calls it receives to this account, \
+where they run a template (with its variables) on a carrier, `simulator` or `twilio`"),
     )
 )]
 struct ApiDoc;
@@ -77,12 +81,14 @@ struct ApiDoc;
 pub fn v1_router() -> OpenApiRouter<AppState> {
     let v1 = OpenApiRouter::new()
         .merge(calls::router())
+        .merge(call_media::router())
         .merge(campaigns::router())
         .merge(contacts::router())
         .merge(contact_lists::router())
         .merge(templates::router())
         .merge(analytics::router())
         .merge(api_keys::router())
-        .merge(webhooks::router());
+        .merge(webhooks::router())
+        .merge(phone_numbers::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/v1", v1)
 }

@@ -1,5 +1,6 @@
 //! `/v1/templates`: create (with step ids), get (with usage count), list (industry,
-//! search), update, delete (refused while a live campaign uses the template).
+//! search), update, delete (refused while a live campaign or an inbound phone number uses
+//! the template).
 
 use axum::Json;
 use axum::extract::State;
@@ -15,7 +16,7 @@ use super::extract::{ApiJson, Auth, PathId, QueryParams};
 use super::pagination::Paginated;
 use super::{double_option, validate};
 use crate::app::AppState;
-use crate::domain::template::{Step, StepType, is_variable_name, placeholders};
+use crate::domain::template::{Step, StepNext, StepType, is_variable_name, placeholders};
 use crate::store::templates::{
     self, DeleteOutcome, ListFilter, Template, TemplateFields, TemplatePatch, TemplateSummary,
 };
@@ -44,6 +45,8 @@ pub struct StepInput {
     pub step_type: StepType,
     #[schema(example = "Hello, this is {companyName}. Am I speaking with {contactName}?")]
     pub content: String,
+    /// Branches by the caller's answer: step ids of this template (see `StepNext`).
+    pub next: Option<StepNext>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -68,8 +71,12 @@ pub struct CreateTemplate {
     pub industry: Option<String>,
     pub steps: Vec<StepInput>,
     /// The variables every call must supply; by default the `{placeholders}` of the
-    /// steps in order of appearance.
+    /// steps and of `voicemailMessage` in order of appearance.
     pub variables: Option<Vec<String>>,
+    /// Said after the beep when the call reaches an answering machine; may hold
+    /// `{placeholders}`. Without it the call hangs up on a machine without a message.
+    #[schema(example = "Hi {contactName}, this is {companyName}. Please call us back at 555-0100.")]
+    pub voicemail_message: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -95,10 +102,14 @@ pub struct UpdateTemplate {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Vec<String>>)]
     pub variables: Option<Option<Vec<String>>>,
+    /// `null` removes the voicemail message.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub voicemail_message: Option<Option<String>>,
 }
 
 /// A PATCH field that may be left out but not set to `null`.
-fn not_null<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Option<T>> {
+pub(super) fn not_null<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Option<T>> {
     match value {
         Some(None) => Err(ApiError::invalid(field, "must not be null")),
         Some(Some(v)) => Ok(Some(v)),
@@ -140,9 +151,28 @@ fn validate_steps(input: Vec<StepInput>) -> ApiResult<Vec<Step>> {
             }
             None => (i + 1).to_string(),
         };
-        steps.push(Step { id, step_type: s.step_type, content: content.to_owned() });
+        // `{}` says nothing; stored as absent so reads match what a client would expect.
+        let next = s.next.filter(|n| !n.is_empty());
+        steps.push(Step { id, step_type: s.step_type, content: content.to_owned(), next });
     }
+    validate_branches(&steps)?;
     Ok(steps)
+}
+
+/// Every `next` target names a step of the same template.
+fn validate_branches(steps: &[Step]) -> ApiResult<()> {
+    for (i, step) in steps.iter().enumerate() {
+        let Some(next) = &step.next else { continue };
+        for (answer, target) in next.targets() {
+            if !steps.iter().any(|s| s.id == target) {
+                return Err(ApiError::invalid(
+                    format!("steps[{i}].next.{answer}"),
+                    format!("no step has id '{target}'"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_variables(variables: Vec<String>) -> ApiResult<Vec<String>> {
@@ -165,10 +195,11 @@ fn validate_variables(variables: Vec<String>) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-/// The `{placeholders}` of all steps, in order of first appearance.
-fn step_placeholders(steps: &[Step]) -> Vec<String> {
+/// The `{placeholders}` of all steps and of the voicemail message, in order of first appearance.
+fn step_placeholders(steps: &[Step], voicemail_message: Option<&str>) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for name in steps.iter().flat_map(|s| placeholders(&s.content)) {
+    let texts = steps.iter().map(|s| s.content.as_str()).chain(voicemail_message);
+    for name in texts.flat_map(placeholders) {
         if !names.contains(&name) {
             names.push(name);
         }
@@ -192,11 +223,12 @@ async fn create_template(
     let description = optional("description", body.description, 1000)?;
     let industry = optional("industry", body.industry, 100)?;
     let steps = validate_steps(body.steps)?;
+    let voicemail_message = optional("voicemailMessage", body.voicemail_message, MAX_STEP_CONTENT)?;
     let variables = match body.variables {
         Some(v) => validate_variables(v)?,
-        None => step_placeholders(&steps),
+        None => step_placeholders(&steps, voicemail_message.as_deref()),
     };
-    let fields = TemplateFields { name, description, industry, steps, variables };
+    let fields = TemplateFields { name, description, industry, steps, variables, voicemail_message };
     let template = templates::create(&state.db, &who.account_id, fields).await?;
     Ok((StatusCode::CREATED, Json(template)))
 }
@@ -247,6 +279,10 @@ async fn update_template(
         industry: body.industry.map(|i| optional("industry", i, 100)).transpose()?,
         steps: not_null("steps", body.steps)?.map(validate_steps).transpose()?,
         variables: not_null("variables", body.variables)?.map(validate_variables).transpose()?,
+        voicemail_message: body
+            .voicemail_message
+            .map(|m| optional("voicemailMessage", m, MAX_STEP_CONTENT))
+            .transpose()?,
     };
     let template =
         templates::update(&state.db, &who.account_id, &id, patch).await?.ok_or(ApiError::not_found("Template"))?;
@@ -256,7 +292,9 @@ async fn update_template(
 #[utoipa::path(delete, path = "/templates/{id}", tag = "templates",
     params(("id" = String, Path, description = "Template id")),
     responses(
-        (status = 204, description = "Template deleted; calls made with it keep their templateId"),
+        (status = 204, description = "Template deleted; calls made with it keep their templateId. While a scheduled, \
+active or paused campaign or an inbound phone number uses it, the answer is 409 `conflict` naming them in \
+`details.campaignIds` and `details.phoneNumberIds`"),
         ErrorResponses
     ),
     security(("bearer" = [])))]
@@ -264,12 +302,20 @@ async fn delete_template(State(state): State<AppState>, Auth(who): Auth, PathId(
     match templates::delete(&state.db, &who.account_id, &id).await? {
         DeleteOutcome::Deleted => Ok(StatusCode::NO_CONTENT),
         DeleteOutcome::NotFound => Err(ApiError::not_found("Template")),
-        DeleteOutcome::InUse { campaign_ids } => Err(ApiError::Conflict {
-            message: format!(
-                "Template is used by {} scheduled, active or paused campaign(s); complete or cancel them first",
-                campaign_ids.len()
-            ),
-            details: json!({"campaignIds": campaign_ids}),
-        }),
+        DeleteOutcome::InUse { campaign_ids, phone_number_ids } => {
+            let (mut users, mut remedies) = (Vec::new(), Vec::new());
+            if !campaign_ids.is_empty() {
+                users.push(format!("{} scheduled, active or paused campaign(s)", campaign_ids.len()));
+                remedies.push("complete or cancel the campaigns");
+            }
+            if !phone_number_ids.is_empty() {
+                users.push(format!("{} inbound phone number(s)", phone_number_ids.len()));
+                remedies.push("point the numbers at another template or delete them");
+            }
+            Err(ApiError::Conflict {
+                message: format!("Template is used by {}; {} first", users.join(" and "), remedies.join(" and ")),
+                details: json!({"campaignIds": campaign_ids, "phoneNumberIds": phone_number_ids}),
+            })
+        }
     }
 }

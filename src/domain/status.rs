@@ -98,6 +98,15 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// Which carrier places and receives an inbound number's calls: the embedded simulator
+    /// (no carrier account needed) or Twilio.
+    CarrierKind {
+        Simulator = "simulator",
+        Twilio = "twilio",
+    }
+}
+
+wire_enum! {
     CampaignStatus {
         Scheduled = "scheduled",
         Active = "active",

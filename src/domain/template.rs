@@ -13,6 +13,19 @@ pub enum StepType {
     Closing,
 }
 
+/// One line of the script. During a call the steps run in order; `question` steps (and
+/// `greeting` or `closing` steps that end with "?") then listen for an answer, which the
+/// caller may speak or key in:
+///
+/// | digit | answer |
+/// |---|---|
+/// | 1 | yes |
+/// | 2 | no |
+/// | 3 | call me back |
+/// | 9 | do not call me again (opt-out) |
+/// | 0 | repeat the question |
+///
+/// An AI-voice disclosure or a recording notice is an `information` step like any other.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Step {
     /// Assigned by the server ("1", "2", ...) unless given.
@@ -22,6 +35,61 @@ pub struct Step {
     pub step_type: StepType,
     #[schema(example = "Hello, this is {companyName}. Am I speaking with {contactName}?")]
     pub content: String,
+    /// Where the call goes after this step, by the caller's answer; without it the next
+    /// step in order follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<StepNext>,
+}
+
+/// The step ids to continue at after a step, by the caller's answer (spoken, or keyed:
+/// 1 = yes, 2 = no, 3 = call back, 9 = opt-out, 0 = repeat). Each is optional; an answer
+/// without a target goes to `default`, and without `default` to the next step in order
+/// (after a "no", `response` steps right after the step are skipped: they answer a "yes").
+///
+/// `optOut` and `callback` end the call: their step is said instead of the built-in
+/// goodbye, then the call hangs up (an opt-out also marks the contact do-not-call).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"yes": "4", "no": "6", "default": "5"}))]
+pub struct StepNext {
+    /// The caller agreed ("yes", "sure", key 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yes: Option<String>,
+    /// The caller declined ("no", "not interested", key 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no: Option<String>,
+    /// The caller asked not to be called again ("stop calling me", key 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_out: Option<String>,
+    /// The caller asked to be called back ("call me tomorrow at 3", key 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
+    /// The answer stayed unclear, or the caller stayed silent, after one re-prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclear: Option<String>,
+    /// Any answer without its own target; on steps that do not listen, simply the next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+impl StepNext {
+    /// The targets with their wire names, for validation and error messages.
+    pub fn targets(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("yes", &self.yes),
+            ("no", &self.no),
+            ("optOut", &self.opt_out),
+            ("callback", &self.callback),
+            ("unclear", &self.unclear),
+            ("default", &self.default),
+        ]
+        .into_iter()
+        .filter_map(|(name, target)| target.as_deref().map(|t| (name, t)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets().next().is_none()
+    }
 }
 
 /// The `{name}` placeholders of a text, in order of first appearance.

@@ -11,14 +11,18 @@
 //! so one core can carry hundreds of calls and each stage is tested without sockets or sleeps.
 //!
 //! - `g711`: µ-law and A-law encode/decode, bit-exact with ITU-T G.191.
+//! - `decode`: whole WAV/MP3 files to mono f32 (symphonia) and one-shot clip resampling.
 //! - `pcm`: i16 <-> f32 and little-endian byte conversions.
+//! - `opus`: mono Opus encode/decode (libopus via audiopus), packet-loss concealment and FEC.
 //! - `resample`: 20 ms frames between 8, 16, 22.05, 24 and 48 kHz (rubato FFT, 10 ms delay).
 //! - `endpointer`: VAD probabilities -> `SpeechStarted`, `SpeechEnded { audio }`, `BargeIn`.
 //! - `pacer`: releases queued frames on a drift-free 20 ms schedule; `clear()` for barge-in.
 //! - `recorder`: stereo WAV (caller left, bot right) written incrementally, crash-tolerant.
 
+pub mod decode;
 pub mod endpointer;
 pub mod g711;
+pub mod opus;
 pub mod pacer;
 pub mod pcm;
 pub mod recorder;

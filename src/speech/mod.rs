@@ -8,10 +8,15 @@
 //! - `models`: where the model files are (`models/` by default) and what is missing.
 //! - `onnx`: the process-wide ONNX Runtime, loaded from `models/lib/libonnxruntime.so`.
 //! - `stt`: the whisper pool (one model, a worker per state, bounded queue) and transcripts.
+//! - `vad`: Silero VAD, one shared session pool, per-call streams scoring 20 ms frames.
+//! - `tts`: Piper voices with espeak-ng phonemes, a pool streaming sentence by sentence, LRU cache.
 
+pub mod engine;
 pub mod models;
 pub mod onnx;
 pub mod stt;
+pub mod tts;
+pub mod vad;
 
 pub use models::ModelPaths;
 

@@ -381,3 +381,170 @@ pub async fn cancel(db: &Db, account_id: &Id, id: &Id) -> StoreResult<CancelOutc
         }
     }
 }
+
+/// A call the dispatcher may place now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueCall {
+    pub account_id: Id,
+    pub id: Id,
+    pub status: CallStatus,
+}
+
+/// Queued calls and scheduled calls whose time has come, of every account, oldest first.
+/// Several gateway nodes may read the same rows; `transition` to `ringing` decides which
+/// one places each call.
+pub async fn due(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<DueCall>> {
+    let rows = sqlx::query(
+        "SELECT account_id, id, status FROM calls \
+         WHERE status = 'queued' OR (status = 'scheduled' AND effective_at <= $1) \
+         ORDER BY effective_at, id LIMIT $2",
+    )
+    .bind(now.to_db())
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let status = row.text("status")?;
+            Ok(DueCall {
+                account_id: Id::from_trusted(row.text("account_id")?),
+                id: Id::from_trusted(row.text("id")?),
+                status: CallStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+            })
+        })
+        .collect()
+}
+
+/// The fields of a call that the webhook payloads carry (the spec's `data` object).
+pub fn event_data(call: &Call) -> serde_json::Value {
+    serde_json::json!({
+        "callId": call.id,
+        "contactId": call.contact_id,
+        "campaignId": call.campaign_id,
+        "phone": call.phone,
+        "direction": call.direction,
+        "status": call.status,
+        "duration": call.duration,
+        "outcome": call.outcome,
+        "notes": call.notes,
+        "recording": call.recording_url,
+        "transcript": call.transcript_url,
+    })
+}
+
+/// The callee answered: `ringing` -> `in-progress`, `startedAt` set, `call.started` emitted
+/// in the same transaction. Returns the call, or `None` if it was no longer ringing (e.g.
+/// cancelled meanwhile).
+pub async fn mark_answered(db: &Db, account_id: &Id, id: &Id, at: Timestamp) -> StoreResult<Option<Call>> {
+    let mut tx = db.write.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE calls SET status = $1, started_at = $2, effective_at = $2, updated_at = $2 \
+         WHERE account_id = $3 AND id = $4 AND status = $5",
+    )
+    .bind(CallStatus::InProgress.as_str())
+    .bind(at.to_db())
+    .bind(account_id.as_str())
+    .bind(id.as_str())
+    .bind(CallStatus::Ringing.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !changed {
+        return Ok(None);
+    }
+    let mut bumps = [(CallStatus::Ringing, -1), (CallStatus::InProgress, 1)];
+    bumps.sort_by_key(|(s, _)| s.as_str());
+    for (status, delta) in bumps {
+        bump_count(&mut tx, account_id, status, delta).await?;
+    }
+    let call = get_in(&mut tx, account_id, id).await?.ok_or_else(|| StoreError::Corrupt("call vanished".into()))?;
+    crate::webhooks::events::emit(
+        &mut tx,
+        account_id,
+        crate::webhooks::events::EventType::CallStarted,
+        event_data(&call),
+        at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(call))
+}
+
+async fn get_in(conn: &mut AnyConnection, account_id: &Id, id: &Id) -> StoreResult<Option<Call>> {
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM calls WHERE account_id = $1 AND id = $2")))
+        .bind(account_id.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// How a call ended.
+#[derive(Clone, Debug)]
+pub struct CallEnd {
+    /// `completed` or `failed`.
+    pub status: CallStatus,
+    pub outcome: Outcome,
+    pub notes: Option<String>,
+    pub ended_at: Timestamp,
+    /// Seconds from answer to hang-up; `None` when never answered.
+    pub duration: Option<i64>,
+    pub recording_url: Option<String>,
+    pub transcript_url: Option<String>,
+}
+
+/// Ends a call that is ringing or in progress (or still queued, when placing it failed):
+/// sets the final status, outcome, notes, times and links, and emits `call.completed` or
+/// `call.failed` (plus `call.transcript.available` / `call.recording.available` when there
+/// are links) in the same transaction. The transcript and recording rows are written in that
+/// transaction too, so they exist exactly when the call says they do. Returns `None` when
+/// the call had already ended.
+pub async fn finish(
+    db: &Db,
+    account_id: &Id,
+    id: &Id,
+    end: CallEnd,
+    artifacts: super::call_sessions::Artifacts,
+) -> StoreResult<Option<Call>> {
+    use crate::webhooks::events::{EventType, emit};
+    let mut tx = db.write.begin().await?;
+    let Some(current) = get_in(&mut tx, account_id, id).await? else { return Ok(None) };
+    if !matches!(current.status, CallStatus::Queued | CallStatus::Ringing | CallStatus::InProgress) {
+        return Ok(None);
+    }
+    super::call_sessions::insert_artifacts(&mut tx, account_id, id, artifacts, end.ended_at).await?;
+    sqlx::query(
+        "UPDATE calls SET status = $1, outcome = $2, notes = $3, ended_at = $4, duration = $5, \
+         recording_url = $6, transcript_url = $7, updated_at = $4 WHERE account_id = $8 AND id = $9 AND status = $10",
+    )
+    .bind(end.status.as_str())
+    .bind(end.outcome.as_str())
+    .bind(end.notes.clone())
+    .bind(end.ended_at.to_db())
+    .bind(end.duration)
+    .bind(end.recording_url.clone())
+    .bind(end.transcript_url.clone())
+    .bind(account_id.as_str())
+    .bind(id.as_str())
+    .bind(current.status.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let mut bumps = [(current.status, -1), (end.status, 1)];
+    bumps.sort_by_key(|(s, _)| s.as_str());
+    for (status, delta) in bumps {
+        bump_count(&mut tx, account_id, status, delta).await?;
+    }
+    let call = get_in(&mut tx, account_id, id).await?.ok_or_else(|| StoreError::Corrupt("call vanished".into()))?;
+    let data = event_data(&call);
+    let kind = if end.status == CallStatus::Completed { EventType::CallCompleted } else { EventType::CallFailed };
+    emit(&mut tx, account_id, kind, data.clone(), end.ended_at).await?;
+    if call.transcript_url.is_some() {
+        emit(&mut tx, account_id, EventType::CallTranscriptAvailable, data.clone(), end.ended_at).await?;
+    }
+    if call.recording_url.is_some() {
+        emit(&mut tx, account_id, EventType::CallRecordingAvailable, data, end.ended_at).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(call))
+}

@@ -7,11 +7,13 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod call_sessions;
 pub mod calls;
 pub mod campaigns;
 pub mod contact_lists;
 pub mod contacts;
 pub mod idempotency;
+pub mod phone_numbers;
 pub mod templates;
 pub mod webhooks;
 
@@ -59,6 +61,9 @@ pub struct Db {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", include_str!("../../migrations/0001_initial.sql")),
     (2, "webhooks", include_str!("../../migrations/0002_webhooks.sql")),
+    (3, "template voicemail message", include_str!("../../migrations/0003_template_voicemail.sql")),
+    (4, "phone numbers", include_str!("../../migrations/0004_phone_numbers.sql")),
+    (5, "call sessions", include_str!("../../migrations/0005_call_sessions.sql")),
 ];
 
 pub fn migrator() -> Migrator {

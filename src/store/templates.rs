@@ -7,7 +7,9 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern};
+use super::{
+    Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern, phone_numbers,
+};
 use crate::domain::status::CampaignStatus;
 use crate::domain::template::Step;
 use crate::domain::{Id, Timestamp};
@@ -26,6 +28,9 @@ pub struct Template {
     pub steps: Vec<Step>,
     #[schema(example = json!(["companyName", "contactName", "productName"]))]
     pub variables: Vec<String>,
+    /// Said after the beep when a call reaches an answering machine.
+    #[schema(example = "Hi {contactName}, this is {companyName}. Please call us back at 555-0100.")]
+    pub voicemail_message: Option<String>,
     /// How many calls were made (or are planned) with this template.
     #[schema(example = 245)]
     pub usage_count: i64,
@@ -62,6 +67,7 @@ pub struct TemplateScript {
     pub steps: Vec<Step>,
     /// The variables every call with this template must supply.
     pub variables: Vec<String>,
+    pub voicemail_message: Option<String>,
 }
 
 /// What a template is made of, already validated.
@@ -72,9 +78,10 @@ pub struct TemplateFields {
     pub industry: Option<String>,
     pub steps: Vec<Step>,
     pub variables: Vec<String>,
+    pub voicemail_message: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, description, industry, steps, variables, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, industry, steps, variables, voicemail_message, created_at, updated_at";
 
 /// Counts through the `calls_template` index; template ids are unique, the account
 /// filter only keeps isolation explicit.
@@ -89,6 +96,7 @@ fn from_row(row: &AnyRow, usage_count: i64) -> StoreResult<Template> {
         industry: row.opt_text("industry")?,
         steps: json_col(row, "steps")?,
         variables: json_col(row, "variables")?,
+        voicemail_message: row.opt_text("voicemail_message")?,
         usage_count,
         created_at: Timestamp::from_db(&row.text("created_at")?),
         updated_at: Timestamp::from_db(&row.text("updated_at")?),
@@ -117,7 +125,7 @@ pub async fn create(db: &Db, account_id: &Id, fields: TemplateFields) -> StoreRe
     let id = Id::generate();
     let now = Timestamp::now();
     sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO templates (account_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO templates (account_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     )))
     .bind(account_id.as_str())
     .bind(id.as_str())
@@ -126,6 +134,7 @@ pub async fn create(db: &Db, account_id: &Id, fields: TemplateFields) -> StoreRe
     .bind(fields.industry.clone())
     .bind(to_json(&fields.steps))
     .bind(to_json(&fields.variables))
+    .bind(fields.voicemail_message.clone())
     .bind(now.to_db())
     .bind(now.to_db())
     .execute(&db.write)
@@ -137,6 +146,7 @@ pub async fn create(db: &Db, account_id: &Id, fields: TemplateFields) -> StoreRe
         industry: fields.industry,
         steps: fields.steps,
         variables: fields.variables,
+        voicemail_message: fields.voicemail_message,
         usage_count: 0,
         created_at: now,
         updated_at: now,
@@ -156,17 +166,20 @@ pub async fn get(db: &Db, account_id: &Id, id: &Id) -> StoreResult<Option<Templa
 
 /// The steps and variables of a template of the account, without its usage count.
 pub async fn load_script(db: &Db, account_id: &Id, id: &Id) -> StoreResult<Option<TemplateScript>> {
-    let row = sqlx::query("SELECT id, name, steps, variables FROM templates WHERE account_id = $1 AND id = $2")
-        .bind(account_id.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&db.read)
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, name, steps, variables, voicemail_message FROM templates WHERE account_id = $1 AND id = $2",
+    )
+    .bind(account_id.as_str())
+    .bind(id.as_str())
+    .fetch_optional(&db.read)
+    .await?;
     row.map(|r| {
         Ok(TemplateScript {
             id: Id::from_trusted(r.text("id")?),
             name: r.text("name")?,
             steps: json_col(&r, "steps")?,
             variables: json_col(&r, "variables")?,
+            voicemail_message: r.opt_text("voicemail_message")?,
         })
     })
     .transpose()
@@ -214,6 +227,7 @@ pub struct TemplatePatch {
     pub industry: Option<Option<String>>,
     pub steps: Option<Vec<Step>>,
     pub variables: Option<Vec<String>>,
+    pub voicemail_message: Option<Option<String>>,
 }
 
 pub async fn update(db: &Db, account_id: &Id, id: &Id, patch: TemplatePatch) -> StoreResult<Option<Template>> {
@@ -242,16 +256,20 @@ pub async fn update(db: &Db, account_id: &Id, id: &Id, patch: TemplatePatch) -> 
     if let Some(v) = patch.variables {
         t.variables = v;
     }
+    if let Some(v) = patch.voicemail_message {
+        t.voicemail_message = v;
+    }
     t.updated_at = Timestamp::now();
     sqlx::query(
         "UPDATE templates SET name = $1, description = $2, industry = $3, steps = $4, variables = $5, \
-         updated_at = $6 WHERE account_id = $7 AND id = $8",
+         voicemail_message = $6, updated_at = $7 WHERE account_id = $8 AND id = $9",
     )
     .bind(t.name.clone())
     .bind(t.description.clone())
     .bind(t.industry.clone())
     .bind(to_json(&t.steps))
     .bind(to_json(&t.variables))
+    .bind(t.voicemail_message.clone())
     .bind(t.updated_at.to_db())
     .bind(account_id.as_str())
     .bind(id.as_str())
@@ -264,22 +282,28 @@ pub async fn update(db: &Db, account_id: &Id, id: &Id, patch: TemplatePatch) -> 
 pub enum DeleteOutcome {
     Deleted,
     NotFound,
-    /// Campaigns that may still place calls with the template.
+    /// Campaigns that may still place calls with the template, and inbound numbers
+    /// whose calls run it.
     InUse {
         campaign_ids: Vec<Id>,
+        phone_number_ids: Vec<Id>,
     },
 }
 
-/// Deletes a template unless a scheduled, active or paused campaign uses it. Calls
-/// made with it keep their `templateId`.
+/// Deletes a template unless a scheduled, active or paused campaign or an inbound
+/// phone number uses it. Calls made with it keep their `templateId`.
 pub async fn delete(db: &Db, account_id: &Id, id: &Id) -> StoreResult<DeleteOutcome> {
     let mut tx = db.write.begin().await?;
-    let exists = sqlx::query("SELECT id FROM templates WHERE account_id = $1 AND id = $2")
-        .bind(account_id.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+    // On PostgreSQL the row lock makes a concurrent phone number create (which share-locks
+    // the template) either finish first and be seen below, or wait and find no template.
+    let lock = if db.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let exists =
+        sqlx::query(AssertSqlSafe(format!("SELECT id FROM templates WHERE account_id = $1 AND id = $2{lock}")))
+            .bind(account_id.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
     if !exists {
         return Ok(DeleteOutcome::NotFound);
     }
@@ -298,9 +322,10 @@ pub async fn delete(db: &Db, account_id: &Id, id: &Id) -> StoreResult<DeleteOutc
     .bind(id.as_str())
     .fetch_all(&mut *tx)
     .await?;
-    if !campaigns.is_empty() {
+    let phone_number_ids = phone_numbers::ids_using_template(&mut tx, account_id, id).await?;
+    if !campaigns.is_empty() || !phone_number_ids.is_empty() {
         let campaign_ids = campaigns.iter().map(|r| r.text("id").map(Id::from_trusted)).collect::<StoreResult<_>>()?;
-        return Ok(DeleteOutcome::InUse { campaign_ids });
+        return Ok(DeleteOutcome::InUse { campaign_ids, phone_number_ids });
     }
     sqlx::query("DELETE FROM templates WHERE account_id = $1 AND id = $2")
         .bind(account_id.as_str())

@@ -10,5 +10,6 @@ mod calls;
 mod campaigns;
 mod contact_lists;
 mod contacts;
+mod phone_numbers;
 mod platform;
 mod templates;

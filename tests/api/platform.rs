@@ -199,6 +199,11 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("post", "/v1/webhooks/{id}/test"),
     ("get", "/v1/webhooks/{id}/deliveries"),
     ("post", "/v1/webhooks/{id}/deliveries/{deliveryId}/retry"),
+    ("post", "/v1/phone-numbers"),
+    ("get", "/v1/phone-numbers"),
+    ("get", "/v1/phone-numbers/{id}"),
+    ("patch", "/v1/phone-numbers/{id}"),
+    ("delete", "/v1/phone-numbers/{id}"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {

@@ -155,6 +155,98 @@ async fn template_validation_errors(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+async fn template_branches_and_voicemail_message(b: Backend) {
+    let app = spawn_app(b).await;
+    let body = json!({
+        "name": "Demo offer",
+        "steps": [
+            {"type": "greeting", "content": "Hi {contactName}, this is Acme."},
+            {"type": "question", "content": "Would you like a demo?", "next": {"yes": "3", "no": "4", "optOut": "5", "callback": "5", "unclear": "4", "default": "4"}},
+            {"type": "response", "content": "Great, a specialist will call you.", "next": {"default": "5"}},
+            {"type": "information", "content": "No problem.", "next": {}},
+            {"type": "closing", "content": "Goodbye."}
+        ],
+        "voicemailMessage": "Hi {contactName}, please call {agentName} back."
+    });
+    let r = app.post("/v1/templates", body.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = r.body;
+    assert_eq!(
+        t["steps"][1]["next"],
+        json!({"yes": "3", "no": "4", "optOut": "5", "callback": "5", "unclear": "4", "default": "4"})
+    );
+    assert_eq!(t["steps"][2]["next"], json!({"default": "5"}));
+    assert!(t["steps"][0].get("next").is_none(), "no next, no key: {}", t["steps"][0]);
+    assert!(t["steps"][3].get("next").is_none(), "an empty next is dropped: {}", t["steps"][3]);
+    assert_eq!(t["voicemailMessage"], "Hi {contactName}, please call {agentName} back.");
+    assert_eq!(t["variables"], json!(["contactName", "agentName"]), "the voicemail message's placeholders count");
+    let id = t["id"].as_str().unwrap();
+    let path = format!("/v1/templates/{id}");
+    let r = app.get(&path).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["steps"], t["steps"]);
+    assert_eq!(r.body["voicemailMessage"], t["voicemailMessage"]);
+
+    // Branches by own step ids.
+    let r = app
+        .post(
+            "/v1/templates",
+            json!({"name": "Own ids", "steps": [
+                {"id": "ask", "type": "question", "content": "Ok?", "next": {"no": "bye"}},
+                {"id": "bye", "type": "closing", "content": "Bye."}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["steps"][0]["next"], json!({"no": "bye"}));
+    assert_eq!(r.body["voicemailMessage"], Value::Null);
+
+    // Bad targets and shapes.
+    let ask = |next: Value| json!({"name": "T", "steps": [{"type": "question", "content": "Ok?", "next": next}, step("Bye")]});
+    for (body, field) in [
+        (ask(json!({"yes": "9"})), "steps[0].next.yes"),
+        (ask(json!({"no": "2", "default": "3"})), "steps[0].next.default"),
+        (ask(json!({"optOut": ""})), "steps[0].next.optOut"),
+        (ask(json!({"maybe": "2"})), "steps[0].next.maybe"),
+        (ask(json!({"yes": 2})), "steps[0].next.yes"),
+        (ask(json!("2")), "steps[0].next"),
+        (json!({"name": "T", "steps": [step("Hi")], "voicemailMessage": "x".repeat(2001)}), "voicemailMessage"),
+        (json!({"name": "T", "steps": [step("Hi")], "voicemailMessage": 5}), "voicemailMessage"),
+    ] {
+        let r = app.post("/v1/templates", body.clone()).await;
+        assert_eq!(r.status, 400, "{body} -> {}", r.body);
+        assert_eq!(r.error_code(), "invalid_parameter", "{body}");
+        assert_eq!(r.body["error"]["details"]["field"], field, "{body} -> {}", r.body);
+    }
+    let r = app.post("/v1/templates", ask(json!({"yes": "9"}))).await;
+    assert_eq!(r.body["error"]["details"]["reason"], "no step has id '9'");
+
+    // PATCH: steps replaced with their branches checked; the voicemail message set and cleared.
+    let r = app.patch(&path, json!({"steps": [{"type": "question", "content": "Ok?", "next": {"yes": "7"}}]})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["field"], "steps[0].next.yes");
+    let r = app.patch(&path, json!({"voicemailMessage": "Call us back."})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["voicemailMessage"], "Call us back.");
+    assert_eq!(r.body["steps"], t["steps"], "untouched");
+    let r = app.patch(&path, json!({"voicemailMessage": null})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["voicemailMessage"], Value::Null);
+    assert_eq!(app.get(&path).await.body["voicemailMessage"], Value::Null);
+
+    // The OpenAPI document describes the branches and the keypad digits.
+    let doc = app.send(Method::GET, "/v1/openapi.json", None, None).await.body;
+    let schemas = &doc["components"]["schemas"];
+    let next_doc = schemas["StepNext"]["description"].as_str().unwrap_or_default();
+    assert!(next_doc.contains("9 = opt-out") && next_doc.contains("1 = yes"), "StepNext: {next_doc}");
+    let step_doc = schemas["Step"]["description"].as_str().unwrap_or_default();
+    assert!(step_doc.contains("| 9 | do not call me again (opt-out) |"), "Step: {step_doc}");
+    for field in ["yes", "no", "optOut", "callback", "unclear", "default"] {
+        assert!(schemas["StepNext"]["properties"].get(field).is_some(), "StepNext.{field}");
+    }
+    assert!(schemas["CreateTemplate"]["properties"].get("voicemailMessage").is_some());
+}
+
 async fn list_templates_filters_and_pages(b: Backend) {
     let app = spawn_app(b).await;
     let industries = ["sales", "Sales", "healthcare", "Real Estate", "sales-ops"];
@@ -358,6 +450,7 @@ both_backends!(
     create_template_spec_example,
     template_defaults_and_step_ids,
     template_validation_errors,
+    template_branches_and_voicemail_message,
     list_templates_filters_and_pages,
     usage_count_counts_calls,
     update_template,

@@ -1,0 +1,39 @@
+//! Inbound calls: a call to one of an account's numbers becomes a call record running the
+//! number's template.
+
+use std::collections::BTreeMap;
+
+use crate::app::AppState;
+use crate::domain::Phone;
+use crate::domain::status::{CallDirection, CallStatus};
+use crate::store::calls::{self, Call, NewCall};
+use crate::store::{StoreResult, call_sessions, phone_numbers};
+
+/// Creates the call record for a call from `from` to our number `to`, ringing, on `carrier`;
+/// `None` when `to` is not a number any account has (or is not a phone number at all).
+pub async fn create_inbound_call(state: &AppState, to: &str, from: &str, carrier: &str) -> StoreResult<Option<Call>> {
+    let Ok(to) = Phone::parse(to) else { return Ok(None) };
+    let Some((account_id, number)) = phone_numbers::find_by_phone(&state.db, &to).await? else {
+        return Ok(None);
+    };
+    // A withheld or malformed caller id still gets answered; the record keeps what came.
+    let caller = Phone::parse(from).unwrap_or_else(|_| to.clone());
+    let variables: BTreeMap<String, String> = number.variables.clone();
+    let new = NewCall {
+        status: CallStatus::Ringing,
+        direction: CallDirection::Inbound,
+        phone: caller,
+        contact_id: None,
+        template_id: Some(number.template_id.clone()),
+        campaign_id: None,
+        variables,
+        scheduled_at: None,
+        caller_id: Some(to),
+    };
+    let call = calls::create(&state.db, &account_id, new).await?;
+    call_sessions::open_leg(&state.db, &account_id, &call.id, carrier, state.clock.now()).await?;
+    // Inbound calls are answered even when every slot is taken: the caller is already on
+    // the line, so the slot count may briefly exceed the limit.
+    let _ = state.calls.try_hold(&call.id);
+    Ok(Some(call))
+}

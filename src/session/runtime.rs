@@ -1,0 +1,91 @@
+//! What the node keeps for running calls: the speech models (loaded on first use, so a
+//! server that never places a call never pays for them), the concurrency limit, the
+//! dispatcher's wake-up, and the Twilio REST client when Twilio is configured.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::TelephonyConfig;
+use crate::domain::Id;
+use crate::speech::engine::SpeechEngine;
+use crate::speech::{ModelPaths, SpeechError};
+use crate::telephony::twilio::rest::TwilioRest;
+
+pub struct CallRuntime {
+    speech: OnceCell<Arc<SpeechEngine>>,
+    models: ModelPaths,
+    slots: Arc<Semaphore>,
+    /// Slots held by calls in progress on this node, released when each call ends.
+    held: Mutex<HashMap<Id, OwnedSemaphorePermit>>,
+    /// Wakes the dispatcher (a call was created or a slot freed).
+    pub wake: Notify,
+    pub twilio: Option<TwilioRest>,
+}
+
+impl std::fmt::Debug for CallRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRuntime").field("free_slots", &self.slots.available_permits()).finish_non_exhaustive()
+    }
+}
+
+impl CallRuntime {
+    pub fn new(config: &TelephonyConfig) -> CallRuntime {
+        let twilio = config.twilio.as_ref().and_then(|t| {
+            TwilioRest::new(&t.api_base, &t.account_sid, &t.auth_token)
+                .map_err(|e| tracing::error!(error = %e, "cannot build the Twilio client"))
+                .ok()
+        });
+        CallRuntime {
+            speech: OnceCell::new(),
+            models: ModelPaths::new(&config.models_dir),
+            slots: Arc::new(Semaphore::new(config.max_concurrent_calls)),
+            held: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            twilio,
+        }
+    }
+
+    /// The speech models, loaded once on a blocking thread the first time a call needs them.
+    pub async fn speech(&self) -> Result<Arc<SpeechEngine>, SpeechError> {
+        self.speech
+            .get_or_try_init(|| async {
+                let models = self.models.clone();
+                let engine = tokio::task::spawn_blocking(move || SpeechEngine::load(&models))
+                    .await
+                    .map_err(|e| SpeechError::Onnx(format!("loading the models panicked: {e}")))??;
+                Ok(Arc::new(engine))
+            })
+            .await
+            .cloned()
+    }
+
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Takes a slot for `call` if one is free.
+    pub fn try_hold(&self, call: &Id) -> bool {
+        match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(call.clone(), permit);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Gives `call`'s slot back (idempotent) and wakes the dispatcher.
+    pub fn release(&self, call: &Id) {
+        let released = self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(call).is_some();
+        if released {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Calls holding a slot on this node.
+    pub fn active(&self) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}

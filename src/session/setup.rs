@@ -1,0 +1,83 @@
+//! Everything a session needs to know about its call before audio flows: the call, its
+//! account, and the template made into a script with the call's variables and the
+//! contact's fields.
+
+use std::collections::BTreeMap;
+
+use crate::app::AppState;
+use crate::dialogue::{Script, values};
+use crate::domain::Id;
+use crate::domain::status::CallDirection;
+use crate::store::calls::Call;
+use crate::store::{contacts, templates};
+
+#[derive(Clone, Debug)]
+pub struct CallSetup {
+    pub account_id: Id,
+    pub call: Call,
+    pub script: Script,
+    /// Listen for an answering machine before speaking (outbound calls).
+    pub screen_for_machine: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the call has no template")]
+    NoTemplate,
+    #[error("template {0} no longer exists")]
+    TemplateGone(Id),
+    #[error("the template cannot be said: {0}")]
+    Script(#[from] crate::dialogue::ScriptError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The contact's fields as template values: `contactName`, `name`, `phone`, `email`,
+/// `company`, and every custom field whose value is text or a number.
+fn contact_values(contact: &contacts::Contact) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    out.insert("contactName".to_owned(), contact.name.clone());
+    out.insert("name".to_owned(), contact.name.clone());
+    out.insert("phone".to_owned(), contact.phone.clone());
+    if let Some(email) = &contact.email {
+        out.insert("email".to_owned(), email.clone());
+    }
+    if let Some(company) = &contact.company {
+        out.insert("company".to_owned(), company.clone());
+    }
+    for (key, value) in &contact.custom_fields {
+        match value {
+            serde_json::Value::String(s) => {
+                out.insert(key.clone(), s.clone());
+            }
+            serde_json::Value::Number(n) => {
+                out.insert(key.clone(), n.to_string());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+pub async fn load(state: &AppState, account_id: &Id, call: Call) -> Result<CallSetup, SetupError> {
+    let template_id = call.template_id.clone().ok_or(SetupError::NoTemplate)?;
+    let template = templates::get(&state.db, account_id, &template_id)
+        .await?
+        .ok_or_else(|| SetupError::TemplateGone(template_id.clone()))?;
+    let contact = match &call.contact_id {
+        Some(id) => contacts::get(&state.db, account_id, id).await?,
+        None => None,
+    };
+    let contact_fields = contact.as_ref().map(contact_values);
+    let script = Script::new(
+        &template.steps,
+        template.voicemail_message.as_deref(),
+        values(&call.variables, contact_fields.as_ref()),
+    )?;
+    Ok(CallSetup {
+        account_id: account_id.clone(),
+        screen_for_machine: call.direction == CallDirection::Outbound,
+        call,
+        script,
+    })
+}

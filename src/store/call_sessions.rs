@@ -1,0 +1,198 @@
+//! What a call session leaves in the store besides the call row: its carrier leg (carrier,
+//! the carrier's call id, the single-use media stream token), its transcript and its
+//! recording's metadata (the WAV itself is a file under the data directory).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use super::{Db, RowExt, StoreResult};
+use crate::domain::{Id, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    /// The gateway's voice.
+    Bot,
+    /// The person (or machine) on the phone.
+    Caller,
+}
+
+/// One turn of a conversation; times are milliseconds from the start of the recording.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Turn {
+    pub speaker: Speaker,
+    #[schema(example = "Yes, I'd like to hear more.")]
+    pub text: String,
+    #[schema(example = 5120)]
+    pub start_ms: i64,
+    #[schema(example = 6840)]
+    pub end_ms: i64,
+    /// Recognition confidence 0..1 for caller turns; absent for the bot's own lines.
+    pub confidence: Option<f32>,
+    /// True when the caller interrupted this (bot) line.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingFile {
+    /// Relative to the data directory.
+    pub path: String,
+    pub bytes: i64,
+    pub duration_ms: i64,
+}
+
+/// The transcript and recording a finished call stores with its final status.
+#[derive(Clone, Debug, Default)]
+pub struct Artifacts {
+    pub transcript: Option<Vec<Turn>>,
+    pub recording: Option<RecordingFile>,
+}
+
+pub(super) async fn insert_artifacts(
+    conn: &mut AnyConnection,
+    account_id: &Id,
+    call_id: &Id,
+    artifacts: Artifacts,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let Some(turns) = artifacts.transcript {
+        sqlx::query("INSERT INTO call_transcripts (call_id, account_id, turns, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(call_id.as_str())
+            .bind(account_id.as_str())
+            .bind(serde_json::to_string(&turns).unwrap_or_else(|_| "[]".into()))
+            .bind(now.to_db())
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(recording) = artifacts.recording {
+        sqlx::query(
+            "INSERT INTO call_recordings (call_id, account_id, path, bytes, duration_ms, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(call_id.as_str())
+        .bind(account_id.as_str())
+        .bind(recording.path)
+        .bind(recording.bytes)
+        .bind(recording.duration_ms)
+        .bind(now.to_db())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn transcript(db: &Db, account_id: &Id, call_id: &Id) -> StoreResult<Option<Vec<Turn>>> {
+    let row = sqlx::query("SELECT turns FROM call_transcripts WHERE account_id = $1 AND call_id = $2")
+        .bind(account_id.as_str())
+        .bind(call_id.as_str())
+        .fetch_optional(&db.read)
+        .await?;
+    row.map(|r| super::json_col(&r, "turns")).transpose()
+}
+
+pub async fn recording(db: &Db, account_id: &Id, call_id: &Id) -> StoreResult<Option<RecordingFile>> {
+    let row =
+        sqlx::query("SELECT path, bytes, duration_ms FROM call_recordings WHERE account_id = $1 AND call_id = $2")
+            .bind(account_id.as_str())
+            .bind(call_id.as_str())
+            .fetch_optional(&db.read)
+            .await?;
+    row.map(|r| Ok(RecordingFile { path: r.text("path")?, bytes: r.int("bytes")?, duration_ms: r.int("duration_ms")? }))
+        .transpose()
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Records that `carrier` is placing the call.
+pub async fn open_leg(db: &Db, account_id: &Id, call_id: &Id, carrier: &str, now: Timestamp) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO call_legs (call_id, account_id, carrier, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (call_id) DO UPDATE SET carrier = excluded.carrier, updated_at = excluded.updated_at",
+    )
+    .bind(call_id.as_str())
+    .bind(account_id.as_str())
+    .bind(carrier)
+    .bind(now.to_db())
+    .execute(&db.write)
+    .await?;
+    Ok(())
+}
+
+/// The leg of a call: (account, carrier, carrier's call id).
+pub async fn leg(db: &Db, call_id: &Id) -> StoreResult<Option<(Id, String, Option<String>)>> {
+    let row = sqlx::query("SELECT account_id, carrier, carrier_call_id FROM call_legs WHERE call_id = $1")
+        .bind(call_id.as_str())
+        .fetch_optional(&db.read)
+        .await?;
+    row.map(|r| Ok((Id::from_trusted(r.text("account_id")?), r.text("carrier")?, r.opt_text("carrier_call_id")?)))
+        .transpose()
+}
+
+/// Mints the single-use token that admits the call's media stream (kept as a hash), valid
+/// until `expires_at`; a new token replaces an unused older one.
+pub async fn issue_stream_token(db: &Db, call_id: &Id, expires_at: Timestamp, now: Timestamp) -> StoreResult<String> {
+    // Ids are guessable (time + counter); a token is 256 random bits.
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    sqlx::query(
+        "UPDATE call_legs SET stream_token_hash = $1, stream_token_expires_at = $2, updated_at = $3 WHERE call_id = $4",
+    )
+    .bind(token_hash(&token))
+    .bind(expires_at.to_db())
+    .bind(now.to_db())
+    .bind(call_id.as_str())
+    .execute(&db.write)
+    .await?;
+    Ok(token)
+}
+
+pub async fn set_carrier_call_id(db: &Db, call_id: &Id, carrier_call_id: &str, now: Timestamp) -> StoreResult<()> {
+    sqlx::query("UPDATE call_legs SET carrier_call_id = $1, updated_at = $2 WHERE call_id = $3")
+        .bind(carrier_call_id)
+        .bind(now.to_db())
+        .bind(call_id.as_str())
+        .execute(&db.write)
+        .await?;
+    Ok(())
+}
+
+/// The call a carrier's call id belongs to: (account, call, carrier).
+pub async fn find_by_carrier_call(db: &Db, carrier: &str, carrier_call_id: &str) -> StoreResult<Option<(Id, Id)>> {
+    let row = sqlx::query("SELECT account_id, call_id FROM call_legs WHERE carrier = $1 AND carrier_call_id = $2")
+        .bind(carrier)
+        .bind(carrier_call_id)
+        .fetch_optional(&db.read)
+        .await?;
+    row.map(|r| Ok((Id::from_trusted(r.text("account_id")?), Id::from_trusted(r.text("call_id")?)))).transpose()
+}
+
+/// Spends a media stream token: returns (account, call) if the token is valid, unexpired and
+/// unused for `call_id`, and marks it used in the same statement, so a replayed or second
+/// stream is refused even across gateway nodes.
+pub async fn consume_stream_token(db: &Db, call_id: &Id, token: &str, now: Timestamp) -> StoreResult<Option<Id>> {
+    let row = sqlx::query(
+        "UPDATE call_legs SET stream_token_hash = NULL, updated_at = $1 \
+         WHERE call_id = $2 AND stream_token_hash = $3 AND stream_token_expires_at > $1 RETURNING account_id",
+    )
+    .bind(now.to_db())
+    .bind(call_id.as_str())
+    .bind(token_hash(token))
+    .fetch_optional(&db.write)
+    .await?;
+    row.map(|r| Ok(Id::from_trusted(r.text("account_id")?))).transpose()
+}
+
+pub async fn set_answered_by(db: &Db, call_id: &Id, answered_by: &str, now: Timestamp) -> StoreResult<()> {
+    sqlx::query("UPDATE call_legs SET answered_by = $1, updated_at = $2 WHERE call_id = $3")
+        .bind(answered_by)
+        .bind(now.to_db())
+        .bind(call_id.as_str())
+        .execute(&db.write)
+        .await?;
+    Ok(())
+}

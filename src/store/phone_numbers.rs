@@ -1,0 +1,257 @@
+//! Inbound phone numbers: the account, template (with its variables) and carrier an
+//! inbound call to a number runs with. A number is unique across all accounts, so
+//! `find_by_phone` routes an inbound call to exactly one account.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe};
+use utoipa::ToSchema;
+
+use super::{Backend, Db, Page, PageRequest, RowExt, Sql, StoreError, StoreResult, fetch_page, json_col};
+use crate::domain::status::CarrierKind;
+use crate::domain::{Id, Phone, Timestamp};
+
+/// An inbound number as the API shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneNumber {
+    pub id: Id,
+    /// The number in E.164 form; it cannot be changed.
+    #[schema(example = "+15557654321")]
+    pub phone: String,
+    /// The template inbound calls to this number run.
+    pub template_id: Id,
+    /// The values the template's `{placeholders}` are filled with on inbound calls.
+    #[schema(example = json!({"companyName": "Acme Inc", "productName": "Premium Widget"}))]
+    pub variables: BTreeMap<String, String>,
+    /// `simulator` (the embedded virtual carrier) or `twilio`.
+    pub carrier: CarrierKind,
+    #[schema(example = "Support line")]
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A number to register, already validated.
+#[derive(Clone, Debug)]
+pub struct NewPhoneNumber {
+    pub phone: Phone,
+    pub template_id: Id,
+    pub variables: BTreeMap<String, String>,
+    pub carrier: CarrierKind,
+    pub name: Option<String>,
+}
+
+const COLUMNS: &str = "id, phone, template_id, variables, carrier, name, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> StoreResult<PhoneNumber> {
+    let carrier = row.text("carrier")?;
+    Ok(PhoneNumber {
+        id: Id::from_trusted(row.text("id")?),
+        phone: row.text("phone")?,
+        template_id: Id::from_trusted(row.text("template_id")?),
+        variables: json_col(row, "variables")?,
+        carrier: CarrierKind::parse(&carrier).ok_or_else(|| StoreError::Corrupt(format!("carrier: '{carrier}'")))?,
+        name: row.opt_text("name")?,
+        created_at: Timestamp::from_db(&row.text("created_at")?),
+        updated_at: Timestamp::from_db(&row.text("updated_at")?),
+    })
+}
+
+fn to_json(variables: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(variables).unwrap_or_else(|_| "{}".into())
+}
+
+/// Whether the account's template exists, holding a share lock on it until the
+/// transaction ends (PostgreSQL): a concurrent template delete, which locks the row for
+/// update before it looks for users, then waits and sees this number.
+async fn template_exists_locked(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    account_id: &Id,
+    template_id: &Id,
+) -> StoreResult<bool> {
+    let lock = if backend == Backend::Postgres { " FOR SHARE" } else { "" };
+    Ok(sqlx::query(AssertSqlSafe(format!("SELECT id FROM templates WHERE account_id = $1 AND id = $2{lock}")))
+        .bind(account_id.as_str())
+        .bind(template_id.as_str())
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+pub enum CreateOutcome {
+    Created(PhoneNumber),
+    TemplateNotFound,
+    /// The number is registered already, by this or another account.
+    PhoneTaken,
+}
+
+pub async fn create(db: &Db, account_id: &Id, new: NewPhoneNumber) -> StoreResult<CreateOutcome> {
+    let mut tx = db.write.begin().await?;
+    if !template_exists_locked(&mut tx, db.backend, account_id, &new.template_id).await? {
+        return Ok(CreateOutcome::TemplateNotFound);
+    }
+    let id = Id::generate();
+    let now = Timestamp::now();
+    // The unique index on phone decides races between accounts; both backends know
+    // ON CONFLICT ... DO NOTHING.
+    let inserted = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO phone_numbers (account_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         ON CONFLICT (phone) DO NOTHING"
+    )))
+    .bind(account_id.as_str())
+    .bind(id.as_str())
+    .bind(new.phone.as_str())
+    .bind(new.template_id.as_str())
+    .bind(to_json(&new.variables))
+    .bind(new.carrier.as_str())
+    .bind(new.name.clone())
+    .bind(now.to_db())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(CreateOutcome::PhoneTaken);
+    }
+    tx.commit().await?;
+    Ok(CreateOutcome::Created(PhoneNumber {
+        id,
+        phone: new.phone.as_str().to_owned(),
+        template_id: new.template_id,
+        variables: new.variables,
+        carrier: new.carrier,
+        name: new.name,
+        created_at: now,
+        updated_at: now,
+    }))
+}
+
+pub async fn get(db: &Db, account_id: &Id, id: &Id) -> StoreResult<Option<PhoneNumber>> {
+    let row =
+        sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM phone_numbers WHERE account_id = $1 AND id = $2")))
+            .bind(account_id.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&db.read)
+            .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The inbound routing lookup: which account owns `phone`, and what its calls run.
+/// Deliberately not filtered by account: the caller does not know the account yet.
+pub async fn find_by_phone(db: &Db, phone: &Phone) -> StoreResult<Option<(Id, PhoneNumber)>> {
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT account_id, {COLUMNS} FROM phone_numbers WHERE phone = $1")))
+        .bind(phone.as_str())
+        .fetch_optional(&db.read)
+        .await?;
+    row.map(|r| Ok((Id::from_trusted(r.text("account_id")?), from_row(&r)?))).transpose()
+}
+
+#[derive(Default)]
+pub struct ListFilter {
+    pub carrier: Option<CarrierKind>,
+    pub template_id: Option<Id>,
+    /// Exact match on the E.164 form.
+    pub phone: Option<Phone>,
+}
+
+pub async fn list(db: &Db, account_id: &Id, filter: &ListFilter, page: PageRequest) -> StoreResult<Page<PhoneNumber>> {
+    let mut sql = Sql::new("FROM phone_numbers WHERE account_id = ");
+    let a = sql.arg(account_id.as_str());
+    sql.push(&a);
+    if let Some(carrier) = filter.carrier {
+        sql.push_with(" AND carrier = ?", [carrier.as_str().into()]);
+    }
+    if let Some(template_id) = &filter.template_id {
+        sql.push_with(" AND template_id = ?", [template_id.as_str().into()]);
+    }
+    if let Some(phone) = &filter.phone {
+        sql.push_with(" AND phone = ?", [phone.as_str().into()]);
+    }
+    let (rows, total) = fetch_page(&db.read, COLUMNS, &sql, "created_at DESC, id DESC", page).await?;
+    Ok(Page { items: rows.iter().map(from_row).collect::<StoreResult<_>>()?, total })
+}
+
+/// A partial update: `None` leaves a field as it is; `Some(None)` clears the name.
+/// The phone itself never changes.
+#[derive(Default)]
+pub struct PhoneNumberPatch {
+    pub template_id: Option<Id>,
+    pub variables: Option<BTreeMap<String, String>>,
+    pub carrier: Option<CarrierKind>,
+    pub name: Option<Option<String>>,
+}
+
+pub enum UpdateOutcome {
+    Updated(PhoneNumber),
+    NotFound,
+    TemplateNotFound,
+}
+
+pub async fn update(db: &Db, account_id: &Id, id: &Id, patch: PhoneNumberPatch) -> StoreResult<UpdateOutcome> {
+    let mut tx = db.write.begin().await?;
+    let row =
+        sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM phone_numbers WHERE account_id = $1 AND id = $2")))
+            .bind(account_id.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(row) = row else { return Ok(UpdateOutcome::NotFound) };
+    let mut number = from_row(&row)?;
+    if let Some(template_id) = patch.template_id {
+        if !template_exists_locked(&mut tx, db.backend, account_id, &template_id).await? {
+            return Ok(UpdateOutcome::TemplateNotFound);
+        }
+        number.template_id = template_id;
+    }
+    if let Some(v) = patch.variables {
+        number.variables = v;
+    }
+    if let Some(v) = patch.carrier {
+        number.carrier = v;
+    }
+    if let Some(v) = patch.name {
+        number.name = v;
+    }
+    number.updated_at = Timestamp::now();
+    sqlx::query(
+        "UPDATE phone_numbers SET template_id = $1, variables = $2, carrier = $3, name = $4, updated_at = $5 \
+         WHERE account_id = $6 AND id = $7",
+    )
+    .bind(number.template_id.as_str())
+    .bind(to_json(&number.variables))
+    .bind(number.carrier.as_str())
+    .bind(number.name.clone())
+    .bind(number.updated_at.to_db())
+    .bind(account_id.as_str())
+    .bind(id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(UpdateOutcome::Updated(number))
+}
+
+/// False when the account has no such number.
+pub async fn delete(db: &Db, account_id: &Id, id: &Id) -> StoreResult<bool> {
+    let n = sqlx::query("DELETE FROM phone_numbers WHERE account_id = $1 AND id = $2")
+        .bind(account_id.as_str())
+        .bind(id.as_str())
+        .execute(&db.write)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// The account's numbers whose inbound calls run the template, oldest first.
+pub async fn ids_using_template(conn: &mut AnyConnection, account_id: &Id, template_id: &Id) -> StoreResult<Vec<Id>> {
+    sqlx::query("SELECT id FROM phone_numbers WHERE account_id = $1 AND template_id = $2 ORDER BY created_at, id")
+        .bind(account_id.as_str())
+        .bind(template_id.as_str())
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| r.text("id").map(Id::from_trusted))
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! The simulator carrier's parts: Twilio's end of a Media Stream, emulated, so calls run end
+//! to end on one machine with no carrier account.
+//!
+//! - `playback`: Twilio's playback queue (`media`, `mark`, `clear` semantics), pure.
+//! - `peer`: a WebSocket client speaking Twilio's side of the stream protocol.
+//! - `callee`: the personas behind the simulator's numbers, talking through a `peer`.
+
+pub mod callee;
+pub mod peer;
+pub mod playback;

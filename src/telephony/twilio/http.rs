@@ -1,0 +1,217 @@
+//! Twilio's side doors: `POST /twilio/voice` (TwiML for an answered or inbound call),
+//! `POST /twilio/status` (status callbacks) and `GET /twilio/stream` (the Media Stream).
+//!
+//! The two webhooks must carry a valid `X-Twilio-Signature` over the public URL plus the
+//! request's path and query; without a configured auth token they are refused (403). A stream
+//! is admitted only when its `start` message carries the call's single-use, expiring token,
+//! which only our own TwiML (or the simulator carrier, which stands in for Twilio) hands out.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+
+use super::signature;
+use super::stream::{Inbound, StartMeta};
+use super::twiml;
+use crate::app::AppState;
+use crate::domain::Id;
+use crate::domain::status::CallStatus;
+use crate::session;
+use crate::session::dispatcher;
+use crate::store::{call_sessions, calls};
+use crate::telephony::carrier::CarrierStatus;
+
+/// How long a stream token stays valid after our TwiML hands it out.
+pub const STREAM_TOKEN_TTL_SECS: i64 = 120;
+/// How long a new stream may take to send `start`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/twilio/voice", post(voice))
+        .route("/twilio/status", post(status))
+        .route("/twilio/stream", get(stream))
+}
+
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, "invalid or missing X-Twilio-Signature").into_response()
+}
+
+fn xml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+/// The form parameters of a Twilio webhook, if its signature is valid.
+fn verified_params(
+    state: &AppState,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Vec<(String, String)>> {
+    let twilio = state.config.telephony.twilio.as_ref()?;
+    let signature = headers.get("x-twilio-signature")?.to_str().ok()?;
+    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let path_and_query = uri.0.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{}", state.config.public_base_url(), path_and_query);
+    signature::verify(&twilio.auth_token, &url, &params, signature).then_some(params)
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn query_call_id(uri: &OriginalUri) -> Option<Id> {
+    let query = uri.0.query()?;
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "callId").and_then(|(_, v)| Id::parse(&v).ok())
+}
+
+/// TwiML for a call we placed that was just answered (`?callId=`), or for an inbound call.
+async fn voice(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(params) = verified_params(&state, &uri, &headers, &body) else { return forbidden() };
+    let result = match query_call_id(&uri) {
+        Some(call_id) => outbound_twiml(&state, &call_id).await,
+        None => inbound_twiml(&state, &params).await,
+    };
+    match result {
+        Ok(body) => xml(body),
+        Err(error) => {
+            tracing::error!(%error, "cannot answer /twilio/voice");
+            xml(twiml::hang_up(Some("Sorry, we cannot take this call right now.")))
+        }
+    }
+}
+
+fn stream_url(state: &AppState) -> String {
+    let base = state.config.public_base_url();
+    let ws = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    format!("{ws}/twilio/stream")
+}
+
+/// Mints the call's stream token and the parameters that carry it.
+pub async fn stream_parameters(state: &AppState, call_id: &Id) -> Result<(String, String), crate::store::StoreError> {
+    let now = state.clock.now();
+    let token =
+        call_sessions::issue_stream_token(&state.db, call_id, now.plus_seconds(STREAM_TOKEN_TTL_SECS), now).await?;
+    Ok((stream_url(state), token))
+}
+
+async fn outbound_twiml(state: &AppState, call_id: &Id) -> Result<String, crate::store::StoreError> {
+    if call_sessions::leg(&state.db, call_id).await?.is_none() {
+        return Ok(twiml::hang_up(None));
+    }
+    let (url, token) = stream_parameters(state, call_id).await?;
+    Ok(twiml::connect_stream(&url, &[("callId", call_id.as_str()), ("token", &token)]))
+}
+
+async fn inbound_twiml(state: &AppState, params: &[(String, String)]) -> Result<String, crate::store::StoreError> {
+    let (Some(to), Some(from), Some(call_sid)) = (param(params, "To"), param(params, "From"), param(params, "CallSid"))
+    else {
+        return Ok(twiml::hang_up(None));
+    };
+    let Some(call) = crate::session::inbound::create_inbound_call(state, to, from, "twilio").await? else {
+        return Ok(twiml::hang_up(Some("The number you have called is not in service.")));
+    };
+    call_sessions::set_carrier_call_id(&state.db, &call.id, call_sid, state.clock.now()).await?;
+    let (url, token) = stream_parameters(state, &call.id).await?;
+    Ok(twiml::connect_stream(&url, &[("callId", call.id.as_str()), ("token", &token)]))
+}
+
+/// Twilio's status callbacks. A call that ends unanswered is closed here; one that was
+/// answered is closed by its session when the stream stops.
+async fn status(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(params) = verified_params(&state, &uri, &headers, &body) else { return forbidden() };
+    let call_id = match query_call_id(&uri) {
+        Some(id) => Some(id),
+        None => match param(&params, "CallSid") {
+            Some(sid) => {
+                call_sessions::find_by_carrier_call(&state.db, "twilio", sid).await.ok().flatten().map(|(_, id)| id)
+            }
+            None => None,
+        },
+    };
+    let Some(call_id) = call_id else { return StatusCode::NO_CONTENT.into_response() };
+    let duration = param(&params, "CallDuration").and_then(|d| d.parse().ok());
+    let Some(report) = param(&params, "CallStatus")
+        .and_then(|s| CarrierStatus::from_twilio(s, duration, param(&params, "AnsweredBy")))
+    else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    if let Err(error) = apply_status(&state, &call_id, &params, report).await {
+        tracing::warn!(call = %call_id, %error, "cannot apply a Twilio status callback");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn apply_status(
+    state: &AppState,
+    call_id: &Id,
+    params: &[(String, String)],
+    report: CarrierStatus,
+) -> Result<(), crate::store::StoreError> {
+    let Some((account_id, _, _)) = call_sessions::leg(&state.db, call_id).await? else { return Ok(()) };
+    if let Some(sid) = param(params, "CallSid") {
+        call_sessions::set_carrier_call_id(&state.db, call_id, sid, state.clock.now()).await?;
+    }
+    if let CarrierStatus::Answered { answered_by: Some(by) } = &report {
+        call_sessions::set_answered_by(&state.db, call_id, by, state.clock.now()).await?;
+    }
+    let Some(call) = calls::get(&state.db, &account_id, call_id).await? else { return Ok(()) };
+    // Only a call that never reached its session ends here.
+    if matches!(call.status, CallStatus::Ringing | CallStatus::Queued) && report.unanswered_end().is_some() {
+        dispatcher::end_unanswered(state, &call, report).await?;
+    }
+    Ok(())
+}
+
+async fn stream(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.on_upgrade(move |socket| admit_stream(state, socket))
+}
+
+/// Waits for `start`, checks the call token it carries, and hands the stream to a session.
+async fn admit_stream(state: AppState, mut socket: WebSocket) {
+    let start = match tokio::time::timeout(START_TIMEOUT, wait_for_start(&mut socket)).await {
+        Ok(Some(start)) => start,
+        _ => {
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    let admitted = async {
+        let call_id = Id::parse(start.custom_parameters.get("callId")?).ok()?;
+        let token = start.custom_parameters.get("token")?;
+        let account_id =
+            call_sessions::consume_stream_token(&state.db, &call_id, token, state.clock.now()).await.ok().flatten()?;
+        Some((account_id, call_id))
+    }
+    .await;
+    let Some((account_id, call_id)) = admitted else {
+        tracing::warn!(stream = %start.stream_sid, "refused a media stream without a valid call token");
+        let _ = socket.send(Message::Close(None)).await;
+        return;
+    };
+    session::start(state, account_id, call_id, socket, start).await;
+}
+
+async fn wait_for_start(socket: &mut WebSocket) -> Option<StartMeta> {
+    while let Some(Ok(message)) = socket.next().await {
+        match message {
+            Message::Text(text) => match Inbound::parse(text.as_str()) {
+                Ok(Inbound::Start(start)) => return Some(start),
+                Ok(Inbound::Connected { .. }) => continue,
+                // Media before start, garbage, anything else: not a stream we admit.
+                _ => return None,
+            },
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+    None
+}

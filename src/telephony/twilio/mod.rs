@@ -1,0 +1,14 @@
+//! Twilio: the Media Streams WebSocket protocol and request signatures. Pure modules; the
+//! HTTP and WebSocket handlers that use them live at the edge.
+//!
+//! - `stream`: Media Streams messages both ways, and the inbound chunk reorder buffer.
+//! - `signature`: `X-Twilio-Signature` (HMAC-SHA1 of URL + sorted form parameters).
+//! - `http`: `/twilio/voice`, `/twilio/status` and the `/twilio/stream` WebSocket.
+//! - `rest`: the REST calls a carrier needs (create a call, end it).
+//! - `twiml`: the `<Connect><Stream>` answer to `/twilio/voice`.
+
+pub mod http;
+pub mod rest;
+pub mod signature;
+pub mod stream;
+pub mod twiml;

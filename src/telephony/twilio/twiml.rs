@@ -1,0 +1,62 @@
+//! The TwiML the gateway answers `/twilio/voice` with: a bidirectional `<Connect><Stream>`
+//! to our `/twilio/stream`, with the call id and its single-use token as `<Parameter>`s
+//! (Twilio passes them back in the stream's `start.customParameters`). See
+//! <https://www.twilio.com/docs/voice/twiml/stream>.
+
+/// Escapes text for an XML attribute value.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `<Response><Connect><Stream url=...>` with one `<Parameter>` per pair.
+pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect>");
+    xml.push_str(&format!("<Stream url=\"{}\">", escape(stream_url)));
+    for (name, value) in parameters {
+        xml.push_str(&format!("<Parameter name=\"{}\" value=\"{}\"/>", escape(name), escape(value)));
+    }
+    xml.push_str("</Stream></Connect></Response>");
+    xml
+}
+
+/// Ends the call at once (e.g. an inbound call to a number we do not serve).
+pub fn hang_up(say: Option<&str>) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
+    if let Some(text) = say {
+        xml.push_str(&format!("<Say>{}</Say>", escape(text)));
+    }
+    xml.push_str("<Hangup/></Response>");
+    xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_stream_is_the_documented_shape_with_escaped_values() {
+        let xml = connect_stream("wss://gw.example.com/twilio/stream", &[("callId", "abc"), ("token", "a&b\"<")]);
+        assert_eq!(
+            xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect>\
+             <Stream url=\"wss://gw.example.com/twilio/stream\">\
+             <Parameter name=\"callId\" value=\"abc\"/><Parameter name=\"token\" value=\"a&amp;b&quot;&lt;\"/>\
+             </Stream></Connect></Response>"
+        );
+        assert_eq!(
+            hang_up(Some("Sorry & goodbye")),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Sorry &amp; goodbye</Say><Hangup/></Response>"
+        );
+    }
+}

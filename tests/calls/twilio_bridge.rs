@@ -1,0 +1,133 @@
+//! The Twilio doors of a real server: signatures, TwiML, and streams without a valid token.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use callcenter::config::TwilioConfig;
+use callcenter::telephony::simulator::peer::{self, PeerEvent, StreamStart};
+use callcenter::telephony::twilio::signature;
+
+use crate::common::{Backend, start_app};
+use crate::models_dir;
+
+const TOKEN: &str = "test-auth-token";
+
+async fn twilio_app() -> crate::common::TestApp {
+    start_app(Backend::Sqlite, |config| {
+        config.telephony.models_dir = models_dir();
+        config.telephony.public_url = Some("https://gw.example.com".into());
+        config.telephony.twilio = Some(TwilioConfig {
+            account_sid: "AC0000".into(),
+            auth_token: TOKEN.into(),
+            caller_id: Some("+15005550006".into()),
+            // Nothing listens there: these tests never place a call.
+            api_base: "http://127.0.0.1:9".into(),
+        });
+    })
+    .await
+}
+
+fn form(params: &[(&str, &str)]) -> (Vec<(String, String)>, String) {
+    let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs.iter()).finish();
+    (pairs, body)
+}
+
+#[tokio::test]
+async fn webhooks_without_a_valid_signature_get_403() {
+    let app = twilio_app().await;
+    let (pairs, body) = form(&[("CallSid", "CA1"), ("CallStatus", "ringing"), ("From", "+1"), ("To", "+2")]);
+    for path in ["/twilio/voice", "/twilio/status"] {
+        let url = format!("{}{path}", app.base);
+        let unsigned = app
+            .client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 403, "{path} unsigned");
+        let wrong = signature::sign("another-token", &format!("https://gw.example.com{path}"), &pairs);
+        let forged = app
+            .client
+            .post(&url)
+            .header("x-twilio-signature", wrong)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403, "{path} signed with another token");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_inbound_call_to_an_unknown_number_is_answered_with_a_hang_up() {
+    let app = twilio_app().await;
+    let (pairs, body) =
+        form(&[("CallSid", "CA1"), ("From", "+14155550100"), ("To", "+14155550199"), ("Direction", "inbound")]);
+    let signed = signature::sign(TOKEN, "https://gw.example.com/twilio/voice", &pairs);
+    let response = app
+        .client
+        .post(format!("{}/twilio/voice", app.base))
+        .header("x-twilio-signature", signed)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/xml");
+    let twiml = response.text().await.unwrap();
+    assert!(twiml.contains("<Hangup/>"), "{twiml}");
+}
+
+#[tokio::test]
+async fn without_an_auth_token_every_twilio_webhook_is_refused() {
+    let app = crate::app().await;
+    let (_, body) = form(&[("CallSid", "CA1")]);
+    let response = app
+        .client
+        .post(format!("{}/twilio/voice", app.base))
+        .header("x-twilio-signature", "x")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn a_stream_without_a_valid_call_token_is_closed() {
+    let app = crate::app().await;
+    let url = format!("ws://{}/twilio/stream", app.base.trim_start_matches("http://"));
+    for params in [
+        BTreeMap::new(),
+        BTreeMap::from([
+            ("callId".to_owned(), "60a2e7f3b9c1a83e94d8f2c3".to_owned()),
+            ("token".to_owned(), "guess".to_owned()),
+        ]),
+    ] {
+        let start = StreamStart {
+            url: url.clone(),
+            account_sid: "AC1".into(),
+            call_sid: "CA1".into(),
+            stream_sid: "MZ1".into(),
+            custom_parameters: params,
+        };
+        let mut handle = peer::connect(start).await.expect("the upgrade itself succeeds");
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match handle.events.recv().await {
+                    Some(PeerEvent::Closed) | None => return true,
+                    Some(PeerEvent::Heard { audible: true, .. }) => return false,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("the gateway closes the stream");
+        assert!(closed, "the gateway talked to an unauthenticated stream");
+    }
+}
