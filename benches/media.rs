@@ -6,10 +6,14 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::Instant;
 
+use callcenter::media::decode::{decode_file, resample_clip};
 use callcenter::media::g711::{decode_ulaw, encode_ulaw};
+use callcenter::media::opus::{OpusDecoder, OpusEncoder, OpusEncoderConfig, frame_len_20ms};
 use callcenter::media::pacer::{FRAME, Pacer, PacerConfig, Tick};
+use callcenter::media::pcm::f32_to_i16;
 use callcenter::media::recorder::Recorder;
 use callcenter::media::resample::StreamResampler;
+use callcenter::speech::ModelPaths;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const LEN: usize = 160;
@@ -82,5 +86,53 @@ fn resample(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, g711, pacer, recorder, resample);
+/// jfk.wav (11 s of speech) at `rate` as PCM16: Opus' cost depends on the signal, so it is
+/// measured on speech rather than a tone.
+fn speech_at(rate: u32) -> Vec<i16> {
+    let path = ModelPaths::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models")).fixture("jfk.wav");
+    let audio = decode_file(&path).unwrap_or_else(|e| panic!("{}: {e} (run models/fetch.sh)", path.display()));
+    let samples = resample_clip(&audio.samples, audio.sample_rate, rate).unwrap();
+    let mut pcm = vec![0i16; samples.len()];
+    f32_to_i16(&samples, &mut pcm);
+    pcm
+}
+
+fn opus(c: &mut Criterion) {
+    let mut group = c.benchmark_group("opus");
+    for (rate, complexity) in [(8000, 5), (48000, 5), (48000, 10)] {
+        let config = OpusEncoderConfig { complexity, ..OpusEncoderConfig::voip(rate) };
+        let label = format!("{} kHz, {} kb/s, complexity {complexity}", rate / 1000, config.bitrate / 1000);
+        let speech = speech_at(rate);
+        let frames: Vec<&[i16]> = speech.chunks_exact(frame_len_20ms(rate)).collect();
+        let mut encoder = OpusEncoder::new(config).unwrap();
+        // Each iteration encodes the next 20 ms of the clip, so the average covers speech and
+        // the pauses between phrases; the encoder state runs on as in a call.
+        let mut next = 0;
+        group.bench_function(format!("encode 20 ms frame ({label})"), |b| {
+            b.iter(|| {
+                let packet = encoder.encode(black_box(frames[next])).unwrap();
+                black_box(packet);
+                next = (next + 1) % frames.len();
+            })
+        });
+        if complexity != 5 {
+            continue; // decoding cost does not depend on the encoder's complexity
+        }
+        let mut encoder = OpusEncoder::new(config).unwrap();
+        let packets: Vec<Vec<u8>> = frames.iter().map(|f| encoder.encode(f).unwrap().to_vec()).collect();
+        let mut decoder = OpusDecoder::new(rate).unwrap();
+        let mut out = vec![0i16; frame_len_20ms(rate)];
+        let mut next = 0;
+        group.bench_function(format!("decode 20 ms frame ({label})"), |b| {
+            b.iter(|| {
+                decoder.decode_into(black_box(&packets[next]), &mut out).unwrap();
+                black_box(&out);
+                next = (next + 1) % packets.len();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, g711, pacer, recorder, resample, opus);
 criterion_main!(benches);

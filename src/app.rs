@@ -139,12 +139,19 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(middleware::housekeeping(self.state.clone()));
         let relay = tokio::spawn(self.state.relay.clone().run());
-        let dispatcher = tokio::spawn(crate::session::dispatcher::run(self.state.clone()));
+        let dispatcher = self
+            .state
+            .config
+            .telephony
+            .dispatch_calls
+            .then(|| tokio::spawn(crate::session::dispatcher::run(self.state.clone())));
         let router = router(self.state.clone());
         let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         housekeeping.abort();
         relay.abort();
-        dispatcher.abort();
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.abort();
+        }
         self.state.db.close().await;
         result.map_err(Into::into)
     }

@@ -126,6 +126,9 @@ pub struct TelephonyConfig {
     pub max_concurrent_calls: usize,
     /// Where `models/fetch.sh` put the models.
     pub models_dir: PathBuf,
+    /// Run the dispatcher that places queued and due calls. `serve` always does; test
+    /// harnesses that exercise only the REST API turn it off so calls stay as created.
+    pub dispatch_calls: bool,
 }
 
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 20;
@@ -137,6 +140,7 @@ impl Default for TelephonyConfig {
             twilio: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             models_dir: PathBuf::from("models"),
+            dispatch_calls: true,
         }
     }
 }
@@ -199,6 +203,7 @@ impl TelephonyConfig {
             twilio,
             max_concurrent_calls,
             models_dir,
+            dispatch_calls: true,
         })
     }
 }
@@ -250,7 +255,8 @@ impl Config {
             store,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             allow_insecure_webhooks: false,
-            telephony: TelephonyConfig::default(),
+            // An embedded server for tests and benches of the REST API: calls stay as created.
+            telephony: TelephonyConfig { dispatch_calls: false, ..TelephonyConfig::default() },
         }
     }
 }

@@ -5,10 +5,12 @@
 //! Run `bash models/fetch.sh` first. Thresholds below were measured on this model
 //! (silero-vad 6.2.3's ONNX) and are recorded next to each assertion.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use callcenter::media::decode::decode_file;
 use callcenter::media::endpointer::{Endpointer, EndpointerConfig, Event, FRAME_MS};
+use callcenter::media::pcm::f32_to_i16;
 use callcenter::media::resample::StreamResampler;
 use callcenter::speech::vad::{DEFAULT_GATE_RMS, VadConfig, VadError, VadModel, VadRate, VadStream};
 use callcenter::speech::{ModelPaths, SpeechError};
@@ -39,36 +41,13 @@ fn ungated_model() -> Arc<VadModel> {
     MODEL.get_or_init(|| VadModel::load(&paths(), &VadConfig { sessions: Some(1), gate_rms: 0.0 }).unwrap()).clone()
 }
 
-/// Reads a canonical PCM16 mono WAV: RIFF/WAVE, a PCM `fmt ` chunk, then `data`; other chunks
-/// (jfk.wav has a `LIST`) are skipped. Anything else fails the test.
-fn read_wav(path: &Path) -> (u32, Vec<i16>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e} (run `bash models/fetch.sh`)", path.display()));
-    assert!(bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE", "not a RIFF/WAVE file");
-    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-    let mut pos = 12;
-    let mut rate = None;
-    while pos + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-        let body = &bytes[pos + 8..(pos + 8 + len).min(bytes.len())];
-        match &bytes[pos..pos + 4] {
-            b"fmt " => {
-                assert_eq!((u16_at(body, 0), u16_at(body, 2), u16_at(body, 14)), (1, 1, 16), "PCM16 mono");
-                rate = Some(u32::from_le_bytes(body[4..8].try_into().unwrap()));
-            }
-            b"data" => {
-                let rate = rate.expect("fmt chunk before data");
-                return (rate, body.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect());
-            }
-            _ => {}
-        }
-        pos += 8 + len + (len & 1);
-    }
-    panic!("{}: no data chunk", path.display());
-}
-
 fn jfk() -> Vec<i16> {
-    let (rate, samples) = read_wav(&paths().fixture("jfk.wav"));
-    assert_eq!(rate, 16_000);
+    let path = paths().fixture("jfk.wav");
+    let clip = decode_file(&path).unwrap_or_else(|e| panic!("{}: {e} (run `bash models/fetch.sh`)", path.display()));
+    assert_eq!((clip.sample_rate, clip.channels), (16_000, 1));
+    // The file is PCM16, so scaling back is exact.
+    let mut samples = vec![0i16; clip.samples.len()];
+    f32_to_i16(&clip.samples, &mut samples);
     samples
 }
 

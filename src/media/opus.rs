@@ -241,12 +241,7 @@ impl OpusDecoder {
     /// Samples `packet` decodes to at this decoder's rate, read from its table of contents.
     pub fn packet_samples(&self, packet: &[u8]) -> Result<usize, OpusError> {
         let packet = Packet::try_from(packet)?;
-        match self.decoder.nb_samples(packet) {
-            Ok(n) => Ok(n),
-            // libopus answers BadArgument for a code-3 packet too short to hold its frame count.
-            Err(audiopus::Error::Opus(ErrorCode::BadArgument)) => Err(OpusError::InvalidPacket),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.decoder.nb_samples(packet)?)
     }
 
     /// Decodes one packet into `out` and returns how many samples it wrote.

@@ -24,14 +24,9 @@ impl SpeechEngine {
     /// about a second; call it on a blocking thread).
     pub fn load(paths: &ModelPaths) -> Result<SpeechEngine, SpeechError> {
         let vad = VadModel::load(paths, &VadConfig::default()).map_err(|e| SpeechError::Onnx(e.to_string()))?;
-        // One ggml thread per worker and a worker per core: ggml's barrier spins, and with
-        // other calls' VAD and TTS sharing the cores two-thread workers were seen to crawl
-        // (a 2 s clip taking minutes on an oversubscribed machine). Single-thread workers
-        // never wait on each other, and two of them serve two calls' turns at once.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let stt_config =
-            SttConfig { workers: cores, threads_per_worker: 1, queue_depth: 2 * cores, ..SttConfig::default() };
-        let stt = SttPool::new(&paths.whisper("tiny.en"), stt_config)?;
+        // A single-threaded worker per core (SttConfig's default): two calls' turns are
+        // transcribed at once, and no ggml barrier spins against other calls' VAD and TTS.
+        let stt = SttPool::new(&paths.whisper("tiny.en"), SttConfig::default())?;
         // A line that cannot be queued would be skipped mid-call, which is worse than saying it
         // a little late: the queue is deep enough for every call slot to wait for a sentence.
         let mut tts_config = TtsConfig::default();

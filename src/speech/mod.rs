@@ -7,9 +7,10 @@
 //!
 //! - `models`: where the model files are (`models/` by default) and what is missing.
 //! - `onnx`: the process-wide ONNX Runtime, loaded from `models/lib/libonnxruntime.so`.
-//! - `stt`: the whisper pool (one model, a worker per state, bounded queue) and transcripts.
 //! - `vad`: Silero VAD, one shared session pool, per-call streams scoring 20 ms frames.
+//! - `stt`: the whisper pool (one model, a worker per state, bounded queue) and transcripts.
 //! - `tts`: Piper voices with espeak-ng phonemes, a pool streaming sentence by sentence, LRU cache.
+//! - `engine`: the three models together, as a call uses them.
 
 pub mod engine;
 pub mod models;

@@ -15,9 +15,14 @@
 //! Sharing: `Session::run` takes `&mut self` (ONNX Runtime's `Run` is not thread safe in every
 //! execution provider), so the model holds a small pool of sessions, one per core by default,
 //! each behind a mutex. A chunk takes the first free session and blocks only when all are busy
-//! (counted in [`VadModel::contended_runs`]). A session is ~100 us of work per chunk, so with one
-//! session per core a worker thread almost never waits; each extra session costs its own copy of
-//! the weights and arena (see docs/BENCHMARKS.md).
+//! (counted in [`VadModel::contended_runs`]). A run is 0.1-0.2 ms; measured on 2 cores with 2
+//! worker threads, no chunk waited with 2 sessions and 3-4% did with one, at the same CPU cost
+//! per frame. Each session costs about 17 MB of RSS (docs/BENCHMARKS.md), so on a small host
+//! `VadConfig::sessions = Some(1)` is a fair trade.
+//!
+//! No batching yet: each chunk is one run. Scoring all calls' chunks of a tick in one run
+//! (`input [B, 576]`, `state [2, B, 128]`) measured 2-2.5x cheaper per chunk, the next step if
+//! the media path must carry 1 000 calls on 2 cores.
 //!
 //! Energy gate: a chunk whose RMS is below [`VadConfig::gate_rms`] (default 0.001, -60 dBFS,
 //! about 33 in PCM16 units: far below jfk.wav's room tone at -40 dBFS, far above µ-law's idle

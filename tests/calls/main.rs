@@ -51,6 +51,7 @@ pub async fn app() -> TestApp {
         // The tests poll call status; the per-key limit is tested in the API suite.
         config.rate_limit_per_minute = 1_000_000;
         config.telephony.models_dir = models_dir();
+        config.telephony.dispatch_calls = true;
     })
     .await
 }
