@@ -95,9 +95,10 @@ impl SttConfig {
     /// Why not fewer workers on more threads: ggml's threads meet at a busy-wait barrier after
     /// every operation, so when another thread of the gateway (media, VAD, TTS) or of the host
     /// takes one of the cores, the other ggml thread spins until it is scheduled again. Measured
-    /// on 2 shared cores (`cargo bench --bench stt -- sizing`, docs/BENCHMARKS.md), 1 worker x 2
-    /// threads was 3x slower per clip than 2 workers x 1 thread; on an idle machine 2 threads
-    /// win only on a lone clip's latency.
+    /// on 2 cores (`cargo bench --bench stt -- sizing`, docs/BENCHMARKS.md): on a quiet machine
+    /// 1 worker x 2 threads answers a lone 2 s clip in 88 ms against 160 ms, but 2 x 1 clears
+    /// a burst 20% sooner; on an oversubscribed one 1 x 2 took 1155 ms per lone clip, 2 x 1
+    /// 336 ms.
     pub fn for_cores(cores: usize) -> Self {
         let workers = cores.max(1);
         let threads_per_worker = 1;
