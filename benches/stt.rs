@@ -15,7 +15,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callcenter::media::decode::resample_clip;
+use callcenter::media::g711;
 use callcenter::speech::stt::{SttConfig, SttPool, word_error_rate};
+use callcenter::speech::tts::{TtsConfig, TtsPool};
 use criterion::Criterion;
 use speech_audio::{cut, espeak_16k, jfk, model_paths};
 
@@ -47,6 +50,32 @@ const SENTENCES: [&str; 10] = [
     "Thank you very much, have a nice day.",
 ];
 
+/// What the gateway's own voice says, as a caller's phone carries it (tests/speech_roundtrip.rs).
+const PIPER_SENTENCES: [&str; 8] = [
+    "Yes, I would like to hear more about the premium plan.",
+    "No, I am not interested, thank you.",
+    "Please call me back tomorrow afternoon.",
+    "Stop calling me and remove me from your list.",
+    "Can you repeat that, please?",
+    "My order number is on the email you sent.",
+    "I would like to speak with a manager.",
+    "The delivery arrived late on Monday.",
+];
+
+/// Piper's voice (22.05 kHz) through G.711 µ-law at 8 kHz and back up to 16 kHz.
+fn piper_through_the_phone(tts: &TtsPool, sentence: &str) -> Vec<f32> {
+    let speech = tts.synthesize_blocking(None, sentence).expect("synthesis");
+    let floats: Vec<f32> = speech.samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    let at_8k = resample_clip(&floats, speech.sample_rate, 8000).expect("resample");
+    let pcm: Vec<i16> = at_8k.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect();
+    let mut ulaw = vec![0u8; pcm.len()];
+    g711::encode_ulaw(&pcm, &mut ulaw);
+    let mut decoded = vec![0i16; ulaw.len()];
+    g711::decode_ulaw(&ulaw, &mut decoded);
+    let back: Vec<f32> = decoded.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    resample_clip(&back, 8000, 16_000).expect("resample")
+}
+
 fn pool(config: SttConfig) -> SttPool {
     SttPool::new(&model_paths().whisper("tiny.en"), config).expect("tiny.en (run `bash models/fetch.sh`)")
 }
@@ -66,9 +95,9 @@ fn process_cpu() -> Duration {
 
 fn latency(c: &mut Criterion) {
     let audio = jfk();
-    for (label, shrink) in [("shrunk ctx", true), ("full ctx", false)] {
-        let stt = pool(one_worker(2, shrink));
-        let mut group = c.benchmark_group(format!("stt tiny.en 1x2 threads, {label}"));
+    for (threads, label, shrink) in [(2, "shrunk ctx", true), (2, "full ctx", false), (1, "shrunk ctx", true)] {
+        let stt = pool(one_worker(threads, shrink));
+        let mut group = c.benchmark_group(format!("stt tiny.en {threads} thread(s), {label}"));
         group.sample_size(10);
         for (clip_label, from, to, _) in JFK_CUTS.iter().filter(|c| c.0 != "2.5 s") {
             let clip = cut(&audio, *from, *to);
@@ -80,18 +109,19 @@ fn latency(c: &mut Criterion) {
 
 /// What a clip costs and how well it is heard, for one configuration.
 struct Score {
-    wer_jfk: f64,
-    wer_cuts: f64,
-    wer_espeak: f64,
+    /// Mean word error rate per set: jfk, jfk cuts, espeak-ng, Piper via µ-law.
+    wer: [f64; 4],
     median_ms: f64,
     cpu_ms_per_clip: f64,
 }
+
+const SETS: [&str; 4] = ["jfk", "cuts", "espeak", "piper"];
 
 fn score(config: SttConfig, clips: &[(Vec<f32>, &str, &str)]) -> Score {
     let stt = pool(config);
     // One untimed pass warms the caches and the allocator.
     let _ = stt.transcribe_blocking(clips[0].0.clone());
-    let (mut wer, mut count) = ([0.0f64; 3], [0usize; 3]);
+    let (mut wer, mut count) = ([0.0f64; 4], [0usize; 4]);
     let mut times = Vec::new();
     let cpu_start = process_cpu();
     for (clip, reference, set) in clips {
@@ -102,20 +132,14 @@ fn score(config: SttConfig, clips: &[(Vec<f32>, &str, &str)]) -> Score {
         if w > 0.0 && std::env::var_os("STT_BENCH_VERBOSE").is_some() {
             println!("    {set}: {reference:?} -> {:?} (WER {w:.2})", transcript.text);
         }
-        let index = match *set {
-            "jfk" => 0,
-            "cuts" => 1,
-            _ => 2,
-        };
+        let index = SETS.iter().position(|s| s == set).unwrap_or(0);
         wer[index] += w;
         count[index] += 1;
     }
     let cpu = (process_cpu() - cpu_start).as_secs_f64() * 1000.0;
     times.sort_by(f64::total_cmp);
     Score {
-        wer_jfk: wer[0] / count[0] as f64,
-        wer_cuts: wer[1] / count[1] as f64,
-        wer_espeak: wer[2] / count[2] as f64,
+        wer: std::array::from_fn(|i| wer[i] / count[i].max(1) as f64),
         median_ms: times[times.len() / 2],
         cpu_ms_per_clip: cpu / clips.len() as f64,
     }
@@ -127,38 +151,42 @@ fn accuracy() {
     let mut clips: Vec<(Vec<f32>, &str, &str)> = vec![(audio.clone(), JFK_TEXT, "jfk")];
     clips.extend(JFK_CUTS.iter().map(|(_, from, to, words)| (cut(&audio, *from, *to), *words, "cuts")));
     clips.extend(SENTENCES.iter().map(|s| (espeak_16k(s, dir.path()), *s, "espeak")));
+    // Piper samples durations and noise at random, so each sentence is said three times
+    // (uncached); every configuration hears the same recordings.
+    let tts = TtsPool::new(&model_paths(), TtsConfig { cache_bytes: 0, ..TtsConfig::default() }).expect("Piper voice");
+    for _ in 0..3 {
+        clips.extend(PIPER_SENTENCES.iter().map(|s| (piper_through_the_phone(&tts, s), *s, "piper")));
+    }
+    drop(tts);
     // One thread: the CPU time per clip is then the model's cost, whatever else runs.
     let base = one_worker(1, true);
     let margin = |m: u32| SttConfig { audio_ctx_margin: m, ..base.clone() };
-    let configs: Vec<(String, SttConfig)> = vec![
-        ("full ctx (1500)".into(), SttConfig { shrink_audio_ctx: false, ..base.clone() }),
-        ("shrunk, margin 64".into(), margin(64)),
-        ("shrunk, margin 128".into(), margin(128)),
-        ("shrunk, margin 192".into(), margin(192)),
-        ("shrunk, margin 256".into(), margin(256)),
-        ("shrunk, margin 384".into(), margin(384)),
-        (
-            format!("default (margin {}) + temperature fallback", base.audio_ctx_margin),
-            SttConfig { temperature_fallback: true, ..base.clone() },
-        ),
-        (
-            format!("default (margin {}) + timestamp tokens", base.audio_ctx_margin),
-            SttConfig { segment_timestamps: true, ..base.clone() },
-        ),
-        ("full ctx + timestamp tokens".into(), SttConfig { segment_timestamps: true, shrink_audio_ctx: false, ..base }),
+    let lead_in = Duration::from_millis(200);
+    let configs: Vec<(&str, SttConfig)> = vec![
+        ("full ctx (1500)", SttConfig { shrink_audio_ctx: false, ..base.clone() }),
+        ("full ctx + 200 ms lead-in", SttConfig { shrink_audio_ctx: false, lead_in, ..base.clone() }),
+        ("shrunk, margin 64", margin(64)),
+        ("shrunk, margin 128 (default)", margin(128)),
+        ("shrunk, margin 192", margin(192)),
+        ("shrunk, margin 256", margin(256)),
+        ("default + 200 ms lead-in", SttConfig { lead_in, ..base.clone() }),
+        ("default + temperature fallback", SttConfig { temperature_fallback: true, ..base.clone() }),
+        ("default + timestamp tokens", SttConfig { segment_timestamps: true, ..base.clone() }),
+        ("full ctx + timestamp tokens", SttConfig { segment_timestamps: true, shrink_audio_ctx: false, ..base }),
     ];
     println!(
-        "| configuration | WER jfk (11 s) | WER jfk cuts (5) | WER espeak-ng (10) | median latency | CPU per clip |"
+        "| configuration | WER jfk (11 s) | WER jfk cuts (5) | WER espeak-ng (10) | WER Piper via µ-law (8 x 3) | median latency | CPU per clip |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (label, config) in configs {
         if std::env::var_os("STT_BENCH_VERBOSE").is_some() {
             println!("  {label}:");
         }
         let s = score(config, &clips);
+        let [jfk, cuts, espeak, piper] = s.wer;
         println!(
-            "| {label} | {:.3} | {:.3} | {:.3} | {:.0} ms | {:.0} ms |",
-            s.wer_jfk, s.wer_cuts, s.wer_espeak, s.median_ms, s.cpu_ms_per_clip
+            "| {label} | {jfk:.3} | {cuts:.3} | {espeak:.3} | {piper:.3} | {:.0} ms | {:.0} ms |",
+            s.median_ms, s.cpu_ms_per_clip
         );
     }
 }

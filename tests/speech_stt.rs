@@ -44,8 +44,8 @@ fn jfk_is_transcribed() {
 
 #[test]
 fn timestamps_split_jfk_into_timed_segments() {
-    let stt = pool(SttConfig { workers: 1, segment_timestamps: true, shrink_audio_ctx: false, ..SttConfig::default() });
-    let transcript = stt.transcribe_blocking(jfk()).unwrap();
+    let timed = SttConfig { workers: 1, segment_timestamps: true, shrink_audio_ctx: false, ..SttConfig::default() };
+    let transcript = pool(timed.clone()).transcribe_blocking(jfk()).unwrap();
     assert!(normalised(&transcript.text).contains("ask not what your country can do for you"), "{transcript:?}");
     assert!(transcript.segments.len() >= 2, "{transcript:?}");
     for pair in transcript.segments.windows(2) {
@@ -55,6 +55,12 @@ fn timestamps_split_jfk_into_timed_segments() {
     let ask_not = transcript.segments.iter().find(|s| normalised(&s.text).contains("ask not"));
     let ask_not = ask_not.unwrap_or_else(|| panic!("no segment with \"ask not\": {transcript:?}"));
     assert!((4_300..=10_000).contains(&ask_not.end_ms), "{transcript:?}");
+
+    // Silence put in front changes nothing said, and times stay within the caller's clip.
+    let lead_in = pool(SttConfig { lead_in: Duration::from_millis(500), ..timed }).transcribe_blocking(jfk()).unwrap();
+    assert_eq!(normalised(&lead_in.text), normalised(&transcript.text));
+    assert_eq!(lead_in.segments[0].start_ms, 0, "{lead_in:?}");
+    assert!(lead_in.segments.iter().all(|s| s.start_ms < s.end_ms && s.end_ms <= 11_000), "{lead_in:?}");
 }
 
 #[test]

@@ -11,10 +11,12 @@
 //! - greedy decoding (`best_of` 1), no context carried over from the previous clip (the pool is
 //!   shared by every call), one segment without timestamp tokens unless asked for;
 //! - the encoder sees only as much of the 30 s window as the clip needs: whisper's encoder has
-//!   1500 positions for 30 s (50 per second), so `audio_ctx = ceil(secs * 50) + margin`. The
-//!   encoder cost is linear or worse in that number, so a 2 s turn costs ~1/10 of a full window.
-//!   The model was trained on full windows only; `shrink_audio_ctx: false` turns this off, and
-//!   `benches/stt.rs` measures the accuracy difference (docs/BENCHMARKS.md).
+//!   1500 positions for 30 s (50 per second), so `audio_ctx = ceil(secs * 50) + margin`: a 2 s
+//!   turn took 111 ms instead of 919 ms on 2 threads. The model was trained on full windows
+//!   only; `shrink_audio_ctx: false` turns this off, and `benches/stt.rs` measures the accuracy
+//!   difference (docs/BENCHMARKS.md);
+//! - a token budget per window and a collapse of repeated phrases bound what a decoding loop
+//!   costs and leaves in the text; digital silence never reaches the model.
 //!
 //! Metrics: `stt_rejected_total` (counter), `stt_latency_seconds` (histogram, from admission to
 //! result: queue wait plus inference).
@@ -57,9 +59,17 @@ pub struct SttConfig {
     /// Encoder positions added to the clip's own when shrinking (50 = 1 s): room for the
     /// encoder's convolution edge and for speech cut at the clip's end.
     pub audio_ctx_margin: u32,
-    /// Clips shorter than this are padded with silence at the end. whisper.cpp returns nothing
-    /// for less than 100 ms of audio, and a clip of a few hundred ms gives the decoder too
-    /// little context to tell a word from noise; padding also sets the shrunk context's floor.
+    /// Silence put before the clip. tiny.en often loses a soft first sound said in the clip's
+    /// first milliseconds (Piper's "Stop calling me" through µ-law was heard as "up calling
+    /// me" in 11 of 20 syntheses, 4 of 20 with 200 ms in front). Off by default: the
+    /// endpointer's turns already start with 200 ms of pre-roll, and on jfk.wav cuts that
+    /// have one the extra lead-in cost accuracy (docs/BENCHMARKS.md). For clips cut at the
+    /// first sample (synthesized speech, trimmed files).
+    pub lead_in: Duration,
+    /// Clips shorter than this (lead-in included) are padded with silence at the end.
+    /// whisper.cpp returns nothing for less than 100 ms of audio, and tiny.en heard a lone
+    /// espeak-ng "yes" (0.7 s) as "S" unpadded and as "Yes" padded to 1 s; padding also sets
+    /// the shrunk context's floor.
     pub min_clip: Duration,
     /// Longer clips are refused with `InvalidInput`: a phone turn is seconds long, and a worker
     /// busy for minutes would stall every call behind it. The CLI may raise it.
@@ -87,9 +97,10 @@ impl SttConfig {
     /// Why not fewer workers on more threads: ggml's threads meet at a busy-wait barrier after
     /// every operation, so when another thread of the gateway (media, VAD, TTS) or of the host
     /// takes one of the cores, the other ggml thread spins until it is scheduled again. Measured
-    /// on 2 shared cores (`cargo bench --bench stt -- sizing`, docs/BENCHMARKS.md), 1 worker x 2
-    /// threads was 3x slower per clip than 2 workers x 1 thread; on an idle machine 2 threads
-    /// win only on a lone clip's latency.
+    /// on 2 cores (`cargo bench --bench stt -- sizing`, docs/BENCHMARKS.md): on a quiet machine
+    /// 1 worker x 2 threads answers a lone 2 s clip in 88 ms against 160 ms, but 2 x 1 clears
+    /// a burst 20% sooner; on an oversubscribed one 1 x 2 took 1155 ms per lone clip, 2 x 1
+    /// 336 ms.
     pub fn for_cores(cores: usize) -> Self {
         let workers = cores.max(1);
         let threads_per_worker = 1;
@@ -100,6 +111,7 @@ impl SttConfig {
             language: "en".to_owned(),
             shrink_audio_ctx: true,
             audio_ctx_margin: 128,
+            lead_in: Duration::ZERO,
             min_clip: Duration::from_secs(1),
             max_clip: Duration::from_secs(120),
             segment_timestamps: false,
@@ -368,21 +380,24 @@ impl Worker {
         params
     }
 
-    fn transcribe(
-        &mut self,
-        template: &FullParams<'_, 'static>,
-        mut audio: Vec<f32>,
-    ) -> Result<Transcript, SpeechError> {
-        let clip_samples = audio.len();
+    fn transcribe(&mut self, template: &FullParams<'_, 'static>, clip: Vec<f32>) -> Result<Transcript, SpeechError> {
         if let Some(threshold) = self.config.silence_dbfs
-            && loudest_frame_dbfs(&audio) < threshold
+            && loudest_frame_dbfs(&clip) < threshold
         {
             return Ok(Transcript { text: String::new(), segments: Vec::new(), confidence: 0.0 });
         }
-        let min_samples = (self.config.min_clip.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
-        if audio.len() < min_samples {
-            audio.resize(min_samples, 0.0);
-        }
+        let clip_len = clip.len();
+        let samples_in = |d: Duration| (d.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
+        let lead_in = samples_in(self.config.lead_in);
+        let audio = if lead_in == 0 && clip.len() >= samples_in(self.config.min_clip) {
+            clip
+        } else {
+            let mut padded = Vec::with_capacity((lead_in + clip.len()).max(samples_in(self.config.min_clip)));
+            padded.resize(lead_in, 0.0);
+            padded.extend_from_slice(&clip);
+            padded.resize(padded.len().max(samples_in(self.config.min_clip)), 0.0);
+            padded
+        };
         let mut params = template.clone();
         if self.config.shrink_audio_ctx
             && let Some(ctx) = audio_ctx_for(audio.len(), self.config.audio_ctx_margin)
@@ -394,12 +409,14 @@ impl Worker {
             params.set_max_tokens(max_tokens_for(audio.len()) as i32);
         }
         self.state.full(params, &audio).map_err(|e| SpeechError::Whisper(format!("transcribing: {e:?}")))?;
-        Ok(self.collect(clip_samples))
+        Ok(self.collect(lead_in, clip_len))
     }
 
     /// Reads the segments whisper produced, drops non-speech markers and empty segments.
-    fn collect(&self, clip_samples: usize) -> Transcript {
-        let clip_ms = (clip_samples as u64 * 1000 / u64::from(SAMPLE_RATE)) as u32;
+    /// Times are given on the caller's clip: without the lead-in, and at most its end.
+    fn collect(&self, lead_in: usize, clip_len: usize) -> Transcript {
+        let ms = |samples: usize| samples as u64 * 1000 / u64::from(SAMPLE_RATE);
+        let (lead_in_ms, clip_ms) = (ms(lead_in), ms(clip_len));
         let mut segments = Vec::new();
         let (mut p_sum, mut p_count) = (0.0f64, 0usize);
         for segment in self.state.as_iter() {
@@ -419,8 +436,7 @@ impl Worker {
             }
             p_sum += seg_sum;
             p_count += seg_count;
-            // whisper's times are in 10 ms units; padding may put the end past the clip.
-            let to_ms = |t: i64| (t.max(0) as u64 * 10).min(u64::from(clip_ms)) as u32;
+            let to_ms = |t: i64| clip_ms_of(t, lead_in_ms, clip_ms);
             segments.push(Segment {
                 start_ms: to_ms(segment.start_timestamp()),
                 end_ms: to_ms(segment.end_timestamp()),
@@ -432,6 +448,13 @@ impl Worker {
         let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
         Transcript { text, segments, confidence: mean(p_sum, p_count) }
     }
+}
+
+/// A whisper time (10 ms units from the start of what whisper heard, lead-in included) on the
+/// caller's clip: without the lead-in, within the clip.
+fn clip_ms_of(whisper_time: i64, lead_in_ms: u64, clip_ms: u64) -> u32 {
+    let ms = u64::try_from(whisper_time).unwrap_or(0).saturating_mul(10);
+    ms.saturating_sub(lead_in_ms).min(clip_ms).try_into().unwrap_or(u32::MAX)
 }
 
 fn mean(sum: f64, count: usize) -> f32 {
@@ -573,6 +596,16 @@ mod tests {
         assert_eq!(audio_ctx_for(16_001, 0), Some(51));
         assert_eq!(audio_ctx_for(29 * 16_000, 64), None);
         assert_eq!(audio_ctx_for(60 * 16_000, 64), None);
+    }
+
+    #[test]
+    fn whisper_times_are_put_on_the_callers_clip() {
+        assert_eq!(clip_ms_of(123, 0, 11_000), 1_230);
+        assert_eq!(clip_ms_of(123, 200, 11_000), 1_030);
+        // Inside the lead-in, or padding past the clip's end.
+        assert_eq!(clip_ms_of(10, 200, 11_000), 0);
+        assert_eq!(clip_ms_of(1_150, 200, 11_000), 11_000);
+        assert_eq!(clip_ms_of(-5, 0, 11_000), 0);
     }
 
     #[test]
