@@ -421,6 +421,21 @@ async fn run_inner(
         }
     }
 
+    // A line cut short by the hang-up is still part of what was said.
+    if let Some(line) = speaking.take()
+        && let Some(start_ms) = line.started_ms
+    {
+        let end_ms = ms_now(Instant::now());
+        turns.push(Turn {
+            speaker: Speaker::Bot,
+            text: line.text,
+            start_ms,
+            end_ms,
+            confidence: None,
+            interrupted: true,
+        });
+    }
+
     // Whatever is still unpaired goes to the file, then the header is final.
     while !caller_frames.is_empty() || !bot_frames.is_empty() {
         let caller = caller_frames.pop_front();

@@ -131,3 +131,59 @@ async fn a_stream_without_a_valid_call_token_is_closed() {
         assert!(closed, "the gateway talked to an unauthenticated stream");
     }
 }
+
+#[tokio::test]
+async fn an_inbound_call_to_one_of_our_numbers_runs_its_template_and_ends_as_an_inbound_call() {
+    use callcenter::telephony::simulator::peer::PeerCommand;
+    use callcenter::telephony::simulator::twilio_side::TwilioSide;
+    use serde_json::json;
+
+    let app = twilio_app().await;
+    let (status, template) = app
+        .post(
+            "/v1/templates",
+            json!({"name": "Front desk", "steps": [
+                {"type": "greeting", "content": "Thank you for calling {companyName}."},
+                {"type": "closing", "content": "Goodbye."}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{template}");
+    let (status, number) = app
+        .post(
+            "/v1/phone-numbers",
+            json!({"phone": "+14155550199", "templateId": template["id"], "variables": {"companyName": "Acme"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{number}");
+
+    let twilio = TwilioSide {
+        listen_base: app.base.clone(),
+        public_url: "https://gw.example.com".into(),
+        account_sid: "AC0000".into(),
+        auth_token: TOKEN.into(),
+    };
+    let mut call = twilio.ring(&app.client, "+14155550100", "+14155550199", "CA0001").await.expect("the call connects");
+    // The greeting is heard; the caller then hangs up as Twilio reports it (stop).
+    let heard = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(event) = call.peer.events.recv().await {
+            if let PeerEvent::Heard { audible: true, .. } = event {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("the greeting starts within a minute");
+    assert!(heard, "the stream closed before the greeting");
+    call.peer.commands.send(PeerCommand::HangUp).await.unwrap();
+
+    let record = app.finished_call(&call.call_id, Duration::from_secs(30)).await;
+    assert_eq!(record["direction"], "inbound", "{record}");
+    assert_eq!(record["phone"], "+14155550100", "{record}");
+    assert!(matches!(record["status"].as_str(), Some("completed" | "failed")), "{record}");
+    let (status, transcript) = app.get_json(&format!("/v1/calls/{}/transcript", call.call_id)).await;
+    assert_eq!(status, 200, "{transcript}");
+    let said = transcript.to_string();
+    assert!(said.contains("Thank you for calling Acme"), "{transcript}");
+}

@@ -4,7 +4,9 @@
 //! - `playback`: Twilio's playback queue (`media`, `mark`, `clear` semantics), pure.
 //! - `peer`: a WebSocket client speaking Twilio's side of the stream protocol.
 //! - `callee`: the personas behind the simulator's numbers, talking through a `peer`.
+//! - `twilio_side`: Twilio's webhooks and stream for an inbound call to one of our numbers.
 
 pub mod callee;
 pub mod peer;
 pub mod playback;
+pub mod twilio_side;

@@ -40,9 +40,66 @@ pub fn hang_up(say: Option<&str>) -> String {
     xml
 }
 
+/// The `<Connect><Stream>` of a TwiML document, as Twilio reads it: the stream URL and its
+/// `<Parameter>`s in order. The simulator's Twilio side follows our own TwiML with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectStream {
+    pub url: String,
+    pub parameters: Vec<(String, String)>,
+}
+
+/// Finds the first `<Connect><Stream>` in `xml`; `None` when the document has none (e.g. a
+/// `<Hangup/>`) or is not well-formed.
+pub fn parse_connect_stream(xml: &str) -> Option<ConnectStream> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut in_connect = false;
+    let mut stream: Option<ConnectStream> = None;
+    let attribute = |element: &quick_xml::events::BytesStart<'_>, name: &[u8]| -> Option<String> {
+        element
+            .attributes()
+            .flatten()
+            .find(|a| a.key.as_ref() == name)
+            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+    };
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
+                b"Connect" => in_connect = true,
+                b"Stream" if in_connect && stream.is_none() => {
+                    stream = Some(ConnectStream { url: attribute(&e, b"url")?, parameters: Vec::new() });
+                }
+                b"Parameter" => {
+                    if let Some(stream) = stream.as_mut() {
+                        stream.parameters.push((attribute(&e, b"name")?, attribute(&e, b"value").unwrap_or_default()));
+                    }
+                }
+                _ => {}
+            },
+            Event::End(e) if e.name().as_ref() == b"Connect" => return stream,
+            Event::Eof => return stream,
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_stream_parses_back_with_unescaped_parameters() {
+        let xml = connect_stream("wss://gw.example.com/twilio/stream", &[("callId", "abc"), ("token", "a&b\"<")]);
+        assert_eq!(
+            parse_connect_stream(&xml),
+            Some(ConnectStream {
+                url: "wss://gw.example.com/twilio/stream".into(),
+                parameters: vec![("callId".into(), "abc".into()), ("token".into(), "a&b\"<".into())],
+            })
+        );
+        assert_eq!(parse_connect_stream(&hang_up(Some("Bye"))), None);
+        assert_eq!(parse_connect_stream("<Response><Connect><Stream"), None);
+    }
 
     #[test]
     fn connect_stream_is_the_documented_shape_with_escaped_values() {
