@@ -60,7 +60,7 @@ pub fn parse_connect_stream(xml: &str) -> Option<ConnectStream> {
             .attributes()
             .flatten()
             .find(|a| a.key.as_ref() == name)
-            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+            .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()))
     };
     loop {
         match reader.read_event().ok()? {
