@@ -256,6 +256,11 @@ async fn list_calls(
 }
 
 #[utoipa::path(post, path = "/calls/{id}/cancel", tag = "calls",
+    description = "Cancels a call that has not ended. A `scheduled` or `queued` call is never placed. A `ringing` \
+call is hung up at the carrier before it is answered (`endedAt` set, no outcome). An `in-progress` call is hung up \
+within a few seconds: the caller hears the line stop, and the call keeps its outcome, notes, duration, transcript \
+and recording, with `status: cancelled` and a `call.completed` webhook whose data carries that status. A call that \
+has already ended (`completed`, `failed`, `cancelled`) gets 409 `conflict` with `details.status`.",
     params(("id" = String, Path, description = "Call id")),
     responses(
         (status = 200, description = "Call cancelled", body = CancelledCall),
@@ -267,13 +272,14 @@ async fn cancel_call(
     Auth(who): Auth,
     PathId(id): PathId,
 ) -> ApiResult<Json<CancelledCall>> {
-    match calls::cancel(&state.db, &who.account_id, &id).await? {
-        CancelOutcome::Cancelled => {
+    match calls::cancel(&state.db, &who.account_id, &id, state.clock.now()).await? {
+        CancelOutcome::Cancelled { was } => {
+            crate::session::hang_up(&state, &id, was).await;
             Ok(Json(CancelledCall { id, status: CallStatus::Cancelled, message: "Call successfully cancelled".into() }))
         }
         CancelOutcome::NotFound => Err(ApiError::not_found("Call")),
         CancelOutcome::NotCancellable(status) => Err(ApiError::Conflict {
-            message: format!("Call cannot be cancelled: it is {status} (only scheduled or queued calls can be)"),
+            message: format!("Call cannot be cancelled: it has already ended ({status})"),
             details: json!({"status": status}),
         }),
     }

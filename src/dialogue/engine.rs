@@ -167,6 +167,8 @@ pub enum Event {
     TransportLost {
         reason: String,
     },
+    /// The call was cancelled through the API; the session hangs up.
+    Cancelled,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +253,7 @@ enum Ending {
     BeforeGreeting,
     Silence,
     TransportLost(String),
+    Cancelled,
     TimeLimit,
     StepLimit,
 }
@@ -380,6 +383,10 @@ impl Dialogue {
             }
             Event::HungUp => self.on_ended(None, &mut out),
             Event::TransportLost { reason } => self.on_ended(Some(reason), &mut out),
+            Event::Cancelled => {
+                self.set_ending(Ending::Cancelled);
+                self.on_ended(None, &mut out);
+            }
             _ if self.state == State::Ringing => {}
             Event::LineDone(line) => self.on_line_done(line, now, &mut out),
             Event::CallerSpeechStarted => self.on_speech_started(now, &mut out),
@@ -1024,6 +1031,10 @@ impl Dialogue {
                 Ending::TransportLost(reason) => {
                     (Outcome::Failed, format!("Connection lost during step {step}: {reason}."))
                 }
+                Ending::Cancelled => (
+                    Outcome::Unsuccessful,
+                    format!("Call cancelled through the API during step {step}, before a clear answer."),
+                ),
                 Ending::TimeLimit => (
                     Outcome::Unsuccessful,
                     format!(

@@ -610,6 +610,28 @@ fn hang_ups_and_lost_connections() {
 }
 
 #[test]
+fn a_cancelled_call_keeps_an_answer_already_given_and_says_it_was_cancelled_otherwise() {
+    let mut c = Call::inbound(&sales());
+    c.send(Event::Answered);
+    c.line_done();
+    let a = c.send(Event::Cancelled);
+    assert!(!a.contains(&Action::HangUp), "the session hangs up itself");
+    let s = c.summary();
+    assert_eq!(s.outcome, Outcome::Unsuccessful);
+    assert_eq!(s.notes, "Call cancelled through the API during step 1, before a clear answer.");
+
+    let mut c = Call::inbound(&sales());
+    c.send(Event::Answered);
+    c.line_done();
+    c.say("yes");
+    c.line_done();
+    c.line_done();
+    c.say("yes");
+    c.send(Event::Cancelled);
+    assert_eq!(c.summary().outcome, Outcome::Successful, "the answer was given before the cancel");
+}
+
+#[test]
 fn unanswered_calls() {
     for (why, outcome, notes) in [
         (Unanswered::NoAnswer, Outcome::NoAnswer, "No answer."),

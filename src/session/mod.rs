@@ -45,6 +45,10 @@ use crate::telephony::twilio::stream::{CHUNK_SAMPLES, Inbound, MediaReorder, Out
 
 pub use setup::CallSetup;
 
+/// How often a session looks in the database for a cancellation made through another node
+/// (one made on this node arrives at once through `CallRuntime::request_hang_up`).
+const CANCEL_POLL: Duration = Duration::from_secs(2);
+
 /// 8 kHz: G.711 on the wire, and the rate the whole session runs at.
 const RATE: u32 = 8000;
 const FRAME: usize = CHUNK_SAMPLES;
@@ -143,6 +147,76 @@ pub async fn start(
     state.calls.release(&call_id);
 }
 
+/// Hangs up a call that `calls::cancel` just cancelled. A ringing call is cancelled at the
+/// carrier (Twilio `Status=canceled`; a simulated callee that picks up anyway finds its stream
+/// refused). An in-progress call's session is told to hang up: at once on this node, within
+/// `CANCEL_POLL` on another.
+pub async fn hang_up(state: &AppState, call_id: &Id, was: CallStatus) {
+    match was {
+        CallStatus::Ringing => {
+            hang_up_at_carrier(state, call_id, "canceled").await;
+            state.calls.release(call_id);
+        }
+        CallStatus::InProgress => {
+            state.calls.request_hang_up(call_id);
+        }
+        _ => {}
+    }
+}
+
+/// Ends the carrier's leg of a call (Twilio: `canceled` for a ringing call, `completed` for
+/// an answered one). Closing the media stream alone also ends a Twilio call, since our TwiML
+/// has nothing after `<Connect>`; this makes it explicit and immediate.
+async fn hang_up_at_carrier(state: &AppState, call_id: &Id, twilio_status: &str) {
+    let Ok(Some((_, carrier, Some(carrier_call_id)))) = crate::store::call_sessions::leg(&state.db, call_id).await
+    else {
+        return;
+    };
+    if carrier == "twilio"
+        && let Some(twilio) = &state.calls.twilio
+        && let Err(error) = twilio.update_status(&carrier_call_id, twilio_status).await
+    {
+        tracing::warn!(call = %call_id, %error, "the carrier did not take the hang-up");
+    }
+}
+
+/// A running session's cancellation watch: registered with the node, polling the database
+/// for a cancel made elsewhere; both undone when the session ends, however it ends.
+struct CancelWatch {
+    signal: Arc<tokio::sync::Notify>,
+    poll: tokio::task::JoinHandle<()>,
+    runtime: Arc<runtime::CallRuntime>,
+    call_id: Id,
+}
+
+impl CancelWatch {
+    fn start(state: &AppState, call_id: &Id) -> CancelWatch {
+        let signal = state.calls.hang_up_signal(call_id);
+        let poll = tokio::spawn({
+            let db = state.db.clone();
+            let call_id = call_id.clone();
+            let signal = signal.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(CANCEL_POLL).await;
+                    if matches!(calls::is_cancelled(&db, &call_id).await, Ok(true)) {
+                        signal.notify_one();
+                        return;
+                    }
+                }
+            }
+        });
+        CancelWatch { signal, poll, runtime: state.calls.clone(), call_id: call_id.clone() }
+    }
+}
+
+impl Drop for CancelWatch {
+    fn drop(&mut self) {
+        self.poll.abort();
+        self.runtime.forget_hang_up(&self.call_id);
+    }
+}
+
 /// Runs a call whose media stream has started: `socket` is the Twilio stream, already past
 /// its `start` message.
 pub async fn run(state: AppState, engine: Arc<SpeechEngine>, setup: CallSetup, socket: WebSocket, stream_sid: String) {
@@ -161,6 +235,7 @@ async fn run_inner(
 ) -> Result<(), SessionError> {
     let started = Instant::now();
     let answered_at = state.clock.now();
+    let cancel_watch = CancelWatch::start(state, &setup.call.id);
     let (mut ws_tx, mut ws_rx) = socket.split();
 
     let mut dialogue = Dialogue::new(
@@ -340,6 +415,13 @@ async fn run_inner(
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "speech-to-text failed for a caller turn"),
                 }
+            }
+            _ = cancel_watch.signal.notified() => {
+                actions = dialogue.handle(DialogueEvent::Cancelled, Instant::now().into_std());
+                flush_actions(&mut actions, &mut ending);
+                let _ = ws_tx.close().await;
+                hang_up_at_carrier(state, &setup.call.id, "completed").await;
+                break 'call;
             }
             _ = sleep_until_opt(deadline) => {
                 actions = dialogue.handle(DialogueEvent::Tick, Instant::now().into_std());

@@ -19,6 +19,8 @@ pub struct CallRuntime {
     slots: Arc<Semaphore>,
     /// Slots held by calls in progress on this node, released when each call ends.
     held: Mutex<HashMap<Id, OwnedSemaphorePermit>>,
+    /// Hang-up signals of the sessions running on this node (a cancel through the API).
+    hang_ups: Mutex<HashMap<Id, Arc<Notify>>>,
     /// Wakes the dispatcher (a call was created or a slot freed).
     pub wake: Notify,
     pub twilio: Option<TwilioRest>,
@@ -42,6 +44,7 @@ impl CallRuntime {
             models: ModelPaths::new(&config.models_dir),
             slots: Arc::new(Semaphore::new(config.max_concurrent_calls)),
             held: Mutex::new(HashMap::new()),
+            hang_ups: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             twilio,
         }
@@ -81,6 +84,30 @@ impl CallRuntime {
         let released = self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(call).is_some();
         if released {
             self.wake.notify_one();
+        }
+    }
+
+    /// Registers a session's hang-up signal; the session calls `forget_hang_up` as it ends.
+    pub fn hang_up_signal(&self, call: &Id) -> Arc<Notify> {
+        let signal = Arc::new(Notify::new());
+        self.hang_ups.lock().unwrap_or_else(|e| e.into_inner()).insert(call.clone(), signal.clone());
+        signal
+    }
+
+    pub fn forget_hang_up(&self, call: &Id) {
+        self.hang_ups.lock().unwrap_or_else(|e| e.into_inner()).remove(call);
+    }
+
+    /// Tells `call`'s session to hang up, if it runs on this node (a session on another
+    /// node finds the cancellation in the database on its own).
+    pub fn request_hang_up(&self, call: &Id) -> bool {
+        match self.hang_ups.lock().unwrap_or_else(|e| e.into_inner()).get(call) {
+            Some(signal) => {
+                // A stored permit: the signal is not lost if the session is not waiting yet.
+                signal.notify_one();
+                true
+            }
+            None => false,
         }
     }
 

@@ -349,14 +349,21 @@ pub async fn rebuild_counts(db: &Db, account_id: &Id) -> StoreResult<()> {
 }
 
 pub enum CancelOutcome {
-    Cancelled,
+    /// Cancelled; `was` is the status it had. A `ringing` or `in-progress` call still has to
+    /// be hung up at the carrier (see `session::hang_up`).
+    Cancelled {
+        was: CallStatus,
+    },
     NotFound,
-    /// The call is past the point where it can be cancelled.
+    /// The call has already ended.
     NotCancellable(CallStatus),
 }
 
-/// Cancels a scheduled or queued call.
-pub async fn cancel(db: &Db, account_id: &Id, id: &Id) -> StoreResult<CancelOutcome> {
+/// Cancels a call that has not ended: a scheduled or queued call is never placed; a ringing
+/// call is closed here (`endedAt`, notes) before it is answered; an in-progress call keeps
+/// running until its session sees the cancellation and hangs up, then `finish` stores its
+/// transcript and recording under the `cancelled` status.
+pub async fn cancel(db: &Db, account_id: &Id, id: &Id, now: Timestamp) -> StoreResult<CancelOutcome> {
     let mut attempts = 0;
     loop {
         let row = sqlx::query("SELECT status FROM calls WHERE account_id = $1 AND id = $2")
@@ -367,11 +374,25 @@ pub async fn cancel(db: &Db, account_id: &Id, id: &Id) -> StoreResult<CancelOutc
         let Some(row) = row else { return Ok(CancelOutcome::NotFound) };
         let text = row.text("status")?;
         let current = CallStatus::parse(&text).ok_or_else(|| corrupt("status", &text))?;
-        if !current.is_cancellable() {
+        let live = matches!(current, CallStatus::Ringing | CallStatus::InProgress);
+        if !current.is_cancellable() && !live {
             return Ok(CancelOutcome::NotCancellable(current));
         }
         if transition(db, account_id, id, current, CallStatus::Cancelled).await? {
-            return Ok(CancelOutcome::Cancelled);
+            if current == CallStatus::Ringing {
+                sqlx::query(
+                    "UPDATE calls SET ended_at = $1, notes = $2, updated_at = $1 \
+                     WHERE account_id = $3 AND id = $4 AND status = $5 AND ended_at IS NULL",
+                )
+                .bind(now.to_db())
+                .bind("The call was cancelled while it was ringing.")
+                .bind(account_id.as_str())
+                .bind(id.as_str())
+                .bind(CallStatus::Cancelled.as_str())
+                .execute(&db.write)
+                .await?;
+            }
+            return Ok(CancelOutcome::Cancelled { was: current });
         }
         // Another writer moved the call between the read and the update (e.g. the
         // dispatcher queued it): look again, but do not chase it forever.
@@ -380,6 +401,15 @@ pub async fn cancel(db: &Db, account_id: &Id, id: &Id) -> StoreResult<CancelOutc
             return Ok(CancelOutcome::NotCancellable(current));
         }
     }
+}
+
+/// Whether an in-progress call was cancelled (from any node) and its session should hang up.
+pub async fn is_cancelled(db: &Db, id: &Id) -> StoreResult<bool> {
+    let row = sqlx::query("SELECT status FROM calls WHERE id = $1").bind(id.as_str()).fetch_optional(&db.read).await?;
+    Ok(match row {
+        Some(row) => row.text("status")? == CallStatus::Cancelled.as_str(),
+        None => false,
+    })
 }
 
 /// A call the dispatcher may place now.
@@ -510,8 +540,16 @@ pub async fn finish(
     use crate::webhooks::events::{EventType, emit};
     let mut tx = db.write.begin().await?;
     let Some(current) = get_in(&mut tx, account_id, id).await? else { return Ok(None) };
-    if !matches!(current.status, CallStatus::Queued | CallStatus::Ringing | CallStatus::InProgress) {
+    // An answered call cancelled through the API is still closed by its session: it keeps
+    // the `cancelled` status and gets its outcome, transcript and recording.
+    let cancelled_live =
+        current.status == CallStatus::Cancelled && current.started_at.is_some() && current.ended_at.is_none();
+    if !matches!(current.status, CallStatus::Queued | CallStatus::Ringing | CallStatus::InProgress) && !cancelled_live {
         return Ok(None);
+    }
+    let mut end = end;
+    if cancelled_live {
+        end.status = CallStatus::Cancelled;
     }
     super::call_sessions::insert_artifacts(&mut tx, account_id, id, artifacts, end.ended_at).await?;
     sqlx::query(
@@ -530,14 +568,22 @@ pub async fn finish(
     .bind(current.status.as_str())
     .execute(&mut *tx)
     .await?;
-    let mut bumps = [(current.status, -1), (end.status, 1)];
-    bumps.sort_by_key(|(s, _)| s.as_str());
-    for (status, delta) in bumps {
-        bump_count(&mut tx, account_id, status, delta).await?;
+    if current.status != end.status {
+        let mut bumps = [(current.status, -1), (end.status, 1)];
+        bumps.sort_by_key(|(s, _)| s.as_str());
+        for (status, delta) in bumps {
+            bump_count(&mut tx, account_id, status, delta).await?;
+        }
     }
     let call = get_in(&mut tx, account_id, id).await?.ok_or_else(|| StoreError::Corrupt("call vanished".into()))?;
     let data = event_data(&call);
-    let kind = if end.status == CallStatus::Completed { EventType::CallCompleted } else { EventType::CallFailed };
+    // A call that was answered and then cancelled did end: `call.completed`, with
+    // `status: "cancelled"` in its data.
+    let kind = if matches!(end.status, CallStatus::Completed | CallStatus::Cancelled) {
+        EventType::CallCompleted
+    } else {
+        EventType::CallFailed
+    };
     emit(&mut tx, account_id, kind, data.clone(), end.ended_at).await?;
     if call.transcript_url.is_some() {
         emit(&mut tx, account_id, EventType::CallTranscriptAvailable, data.clone(), end.ended_at).await?;

@@ -15,6 +15,7 @@ mod support {
     pub use crate::common::eventually;
 }
 
+mod cancel;
 mod personas;
 mod twilio_bridge;
 

@@ -9,14 +9,20 @@ use axum::routing::post;
 use base64::Engine;
 use callcenter::telephony::twilio::rest::{CreateCall, TwilioRest, TwilioRestError};
 
-const SID: &str = "AC00000000000000000000000000000001";
-const TOKEN: &str = "auth-token-1";
+pub const SID: &str = "AC00000000000000000000000000000001";
+pub const TOKEN: &str = "auth-token-1";
 
 /// One request the fake received: the path after the account, and the form fields in order.
 type Request = (String, Vec<(String, String)>);
 
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<Request>>>);
+pub struct Seen(pub Arc<Mutex<Vec<Request>>>);
+
+impl Seen {
+    pub fn requests(&self) -> Vec<Request> {
+        self.0.lock().unwrap().clone()
+    }
+}
 
 /// Twilio's Calls API as documented: basic auth with the account SID, form bodies, 201 with
 /// the call resource, errors as {code, message, more_info, status}.
@@ -32,7 +38,11 @@ async fn calls(
     }
     assert_eq!(headers.get("content-type").unwrap(), "application/x-www-form-urlencoded");
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    seen.0.lock().unwrap().push((path.1.clone(), form.clone()));
+    let created = {
+        let mut requests = seen.0.lock().unwrap();
+        requests.push((path.1.clone(), form.clone()));
+        requests.iter().filter(|(p, _)| p == "Calls.json").count()
+    };
     let value = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     if path.1 == "Calls.json" {
         if value("To").as_deref() == Some("+1555") {
@@ -41,7 +51,7 @@ async fn calls(
         return (
             StatusCode::CREATED,
             format!(
-                r#"{{"sid":"CA0001","status":"queued","to":"{}","from":"{}","account_sid":"{SID}"}}"#,
+                r#"{{"sid":"CA{created:04}","status":"queued","to":"{}","from":"{}","account_sid":"{SID}"}}"#,
                 value("To").unwrap(),
                 value("From").unwrap()
             ),
@@ -51,7 +61,8 @@ async fn calls(
     (StatusCode::OK, format!(r#"{{"sid":"{sid}","status":"{}"}}"#, value("Status").unwrap()))
 }
 
-async fn fake_twilio() -> (String, Seen) {
+/// A local Twilio Calls API; call sids are `CA0001`, `CA0002`, ... in creation order.
+pub async fn fake_twilio() -> (String, Seen) {
     let seen = Seen::default();
     let app = Router::new().route("/2010-04-01/Accounts/{account}/{*rest}", post(calls)).with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -32,7 +32,7 @@ pub enum RingError {
     Connect(#[from] PeerError),
 }
 
-/// An inbound call whose media stream is open.
+/// A call whose media stream is open.
 pub struct InboundCall {
     /// Our call id, from the stream's `callId` parameter.
     pub call_id: String,
@@ -78,7 +78,39 @@ impl TwilioSide {
             ("Direction", "inbound"),
             ("ApiVersion", "2010-04-01"),
         ];
-        let response = self.post_signed(client, "/twilio/voice", &params).await?;
+        self.follow_voice_webhook(client, "/twilio/voice", &params, call_sid).await
+    }
+
+    /// The callee of a call we placed picks up: Twilio fetches the call's `Url` (our
+    /// `/twilio/voice?callId=...`) and opens the stream its TwiML asks for.
+    pub async fn answer(
+        &self,
+        client: &reqwest::Client,
+        voice_path_and_query: &str,
+        from: &str,
+        to: &str,
+        call_sid: &str,
+    ) -> Result<InboundCall, RingError> {
+        let params = [
+            ("AccountSid", self.account_sid.as_str()),
+            ("CallSid", call_sid),
+            ("From", from),
+            ("To", to),
+            ("CallStatus", "in-progress"),
+            ("Direction", "outbound-api"),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        self.follow_voice_webhook(client, voice_path_and_query, &params, call_sid).await
+    }
+
+    async fn follow_voice_webhook(
+        &self,
+        client: &reqwest::Client,
+        path_and_query: &str,
+        params: &[(&str, &str)],
+        call_sid: &str,
+    ) -> Result<InboundCall, RingError> {
+        let response = self.post_signed(client, path_and_query, params).await?;
         if !response.status().is_success() {
             return Err(RingError::Status(response.status().as_u16()));
         }

@@ -167,6 +167,10 @@ async fn apply_status(
     // Only a call that never reached its session ends here.
     if matches!(call.status, CallStatus::Ringing | CallStatus::Queued) && report.unanswered_end().is_some() {
         dispatcher::end_unanswered(state, &call, report).await?;
+    } else if call.status == CallStatus::Cancelled && call.started_at.is_none() && report.unanswered_end().is_some() {
+        // Cancelled while ringing: the carrier confirms the leg is gone, so its slot is free
+        // on this node too (a no-op where the cancel already freed it).
+        state.calls.release(call_id);
     }
     Ok(())
 }
