@@ -62,6 +62,7 @@ async fn dispatch_due(state: &AppState) -> Result<(), crate::store::StoreError> 
 /// Sends a ringing call to the carrier its number belongs to.
 async fn place(state: &AppState, call: Call) -> Result<(), crate::store::StoreError> {
     let now = state.clock.now();
+    prewarm_while_ringing(state, &call);
     if let Some(persona) = Persona::for_number(&call.phone) {
         call_sessions::open_leg(&state.db, &call.account_id, &call.id, "simulator", now).await?;
         callee::dial(state.clone(), call, persona);
@@ -93,6 +94,22 @@ async fn place(state: &AppState, call: Call) -> Result<(), crate::store::StoreEr
         Ok(created) => call_sessions::set_carrier_call_id(&state.db, &call.id, &created.sid, state.clock.now()).await,
         Err(error) => end_unanswered(state, &call, CarrierStatus::Failed { reason: error.to_string() }).await,
     }
+}
+
+/// Synthesizes the call's lines while it rings (seconds, usually), loading the models first
+/// if this node has not yet.
+fn prewarm_while_ringing(state: &AppState, call: &Call) {
+    let state = state.clone();
+    let call = call.clone();
+    tokio::spawn(async move {
+        let id = call.id.clone();
+        let account_id = call.account_id.clone();
+        let Ok(setup) = super::setup::load(&state, &account_id, call).await else { return };
+        match state.calls.speech().await {
+            Ok(engine) => super::setup::prewarm(&engine, &id, &setup.lines()),
+            Err(error) => tracing::warn!(call = %id, %error, "cannot load the speech models"),
+        }
+    });
 }
 
 /// Ends a call that was never answered, with the status and outcome the carrier's report

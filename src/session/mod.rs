@@ -279,6 +279,7 @@ async fn run_inner(
     let ms_now = |at: Instant| at.duration_since(started).as_millis() as i64;
 
     let mut actions = dialogue.handle(DialogueEvent::Answered, started.into_std());
+    let mut prewarmed = false;
     'call: loop {
         // Perform what the dialogue asked for.
         for action in actions.drain(..) {
@@ -324,6 +325,13 @@ async fn run_inner(
                     finished = true;
                 }
             }
+        }
+        if !prewarmed {
+            // The rest of the script is synthesized ahead of need, queued behind the first
+            // line (an outbound call's lines were already warmed while it rang).
+            prewarmed = true;
+            let lines = setup.lines();
+            setup::prewarm(&engine, &setup.call.id, lines.get(1..).unwrap_or_default());
         }
         if ending.hang_up_requested && speaking.is_none() {
             // The last line has played: end the call from our side.

@@ -81,3 +81,28 @@ pub async fn load(state: &AppState, account_id: &Id, call: Call) -> Result<CallS
         script,
     })
 }
+
+impl CallSetup {
+    /// Every line the script may say, in order: its steps, then the voicemail message.
+    pub fn lines(&self) -> Vec<&str> {
+        let mut lines: Vec<&str> = self.script.steps().iter().map(|s| s.text.as_str()).collect();
+        if self.screen_for_machine
+            && let Some(message) = self.script.voicemail_message()
+        {
+            lines.push(message);
+        }
+        lines
+    }
+}
+
+/// Synthesizes `lines` into the TTS cache in the background, so that a reply starts within a
+/// frame of the dialogue's decision. Lines already cached cost nothing; a failure only means
+/// the line is synthesized when said.
+pub fn prewarm(engine: &crate::speech::engine::SpeechEngine, call_id: &Id, lines: &[&str]) {
+    if lines.is_empty() {
+        return;
+    }
+    if let Err(error) = engine.tts.prewarm(None, lines) {
+        tracing::debug!(call = %call_id, %error, "cannot prewarm the call's lines");
+    }
+}

@@ -17,6 +17,7 @@ mod support {
 
 mod cancel;
 mod personas;
+mod prewarm;
 mod twilio_bridge;
 
 use std::path::PathBuf;

@@ -78,10 +78,33 @@ pub async fn fresh_pg_database() -> String {
     let mut conn = AnyConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for the test suite (run `make test`): {e}"));
+    drop_stale_test_databases(&mut conn).await;
     let name = format!("cc_test_{}", callcenter::domain::Id::generate());
     conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
     let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
     format!("{base}/{name}")
+}
+
+/// Drops test databases left by runs more than two hours old (their names start with the
+/// creation time: an `Id`'s first 8 hex digits are Unix seconds), once per test process, so
+/// repeated local runs do not fill the disk. Running suites never lose theirs.
+async fn drop_stale_test_databases(conn: &mut AnyConnection) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'cc_test_%'")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default();
+    for name in names {
+        let created =
+            name.strip_prefix("cc_test_").and_then(|id| id.get(..8)).and_then(|h| u64::from_str_radix(h, 16).ok());
+        if created.is_some_and(|t| t + 2 * 3600 < now) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+        }
+    }
 }
 
 /// Runs each named `async fn(Backend)` test on SQLite and on PostgreSQL.
