@@ -18,6 +18,7 @@ mod support {
 mod cancel;
 mod personas;
 mod prewarm;
+mod records;
 mod twilio_bridge;
 
 use std::path::PathBuf;
