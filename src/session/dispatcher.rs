@@ -11,8 +11,6 @@ use crate::domain::status::{CallStatus, Outcome};
 use crate::store::call_sessions::{self, Artifacts};
 use crate::store::calls::{self, Call, CallEnd};
 use crate::telephony::carrier::CarrierStatus;
-use crate::telephony::simulator::callee::{self, Persona};
-use crate::telephony::twilio::rest::CreateCall;
 
 /// How often due calls are looked for when nothing wakes the dispatcher (scheduled calls
 /// become due on their own).
@@ -61,14 +59,8 @@ async fn dispatch_due(state: &AppState) -> Result<(), crate::store::StoreError> 
 
 /// Sends a ringing call to the carrier its number belongs to.
 async fn place(state: &AppState, call: Call) -> Result<(), crate::store::StoreError> {
-    let now = state.clock.now();
     prewarm_while_ringing(state, &call);
-    if let Some(persona) = Persona::for_number(&call.phone) {
-        call_sessions::open_leg(&state.db, &call.account_id, &call.id, "simulator", now).await?;
-        callee::dial(state.clone(), call, persona);
-        return Ok(());
-    }
-    let (Some(twilio), Some(config)) = (&state.calls.twilio, &state.config.telephony.twilio) else {
+    let Some(carrier) = state.calls.carrier_for(&call.phone) else {
         let reason = format!(
             "no carrier can reach {}: configure Twilio (--twilio-account-sid, --twilio-auth-token) \
              or dial a simulator number (+15550100001 to +15550100008)",
@@ -76,22 +68,12 @@ async fn place(state: &AppState, call: Call) -> Result<(), crate::store::StoreEr
         );
         return end_unanswered(state, &call, CarrierStatus::Failed { reason }).await;
     };
-    let Some(from) = call.caller_id.clone().or_else(|| config.caller_id.clone()) else {
-        let reason = "the call has no callerId and no default Twilio caller id is configured".to_owned();
-        return end_unanswered(state, &call, CarrierStatus::Failed { reason }).await;
-    };
-    call_sessions::open_leg(&state.db, &call.account_id, &call.id, "twilio", now).await?;
-    let base = state.config.public_base_url();
-    let request = CreateCall {
-        to: call.phone.clone(),
-        from,
-        url: format!("{base}/twilio/voice?callId={}", call.id),
-        status_callback: format!("{base}/twilio/status?callId={}", call.id),
-        machine_detection: None,
-        timeout_secs: 30,
-    };
-    match twilio.create_call(&request).await {
-        Ok(created) => call_sessions::set_carrier_call_id(&state.db, &call.id, &created.sid, state.clock.now()).await,
+    call_sessions::open_leg(&state.db, &call.account_id, &call.id, carrier.name(), state.clock.now()).await?;
+    match carrier.place(state, &call).await {
+        Ok(Some(carrier_call_id)) => {
+            call_sessions::set_carrier_call_id(&state.db, &call.id, &carrier_call_id, state.clock.now()).await
+        }
+        Ok(None) => Ok(()),
         Err(error) => end_unanswered(state, &call, CarrierStatus::Failed { reason: error.to_string() }).await,
     }
 }

@@ -147,14 +147,14 @@ pub async fn start(
     state.calls.release(&call_id);
 }
 
-/// Hangs up a call that `calls::cancel` just cancelled. A ringing call is cancelled at the
-/// carrier (Twilio `Status=canceled`; a simulated callee that picks up anyway finds its stream
-/// refused). An in-progress call's session is told to hang up: at once on this node, within
+/// Hangs up a call that `calls::cancel` just cancelled. A ringing call is ended at its
+/// carrier (a simulated callee that picks up anyway finds its stream refused). An
+/// in-progress call's session is told to hang up: at once on this node, within
 /// `CANCEL_POLL` on another.
 pub async fn hang_up(state: &AppState, call_id: &Id, was: CallStatus) {
     match was {
         CallStatus::Ringing => {
-            hang_up_at_carrier(state, call_id, "canceled").await;
+            hang_up_at_carrier(state, call_id, false).await;
             state.calls.release(call_id);
         }
         CallStatus::InProgress => {
@@ -164,17 +164,15 @@ pub async fn hang_up(state: &AppState, call_id: &Id, was: CallStatus) {
     }
 }
 
-/// Ends the carrier's leg of a call (Twilio: `canceled` for a ringing call, `completed` for
-/// an answered one). Closing the media stream alone also ends a Twilio call, since our TwiML
-/// has nothing after `<Connect>`; this makes it explicit and immediate.
-async fn hang_up_at_carrier(state: &AppState, call_id: &Id, twilio_status: &str) {
+/// Ends the carrier's leg of a call. Closing a Twilio media stream alone also ends the call,
+/// since our TwiML has nothing after `<Connect>`; this makes it explicit and immediate.
+async fn hang_up_at_carrier(state: &AppState, call_id: &Id, answered: bool) {
     let Ok(Some((_, carrier, Some(carrier_call_id)))) = crate::store::call_sessions::leg(&state.db, call_id).await
     else {
         return;
     };
-    if carrier == "twilio"
-        && let Some(twilio) = &state.calls.twilio
-        && let Err(error) = twilio.update_status(&carrier_call_id, twilio_status).await
+    if let Some(carrier) = state.calls.carrier_named(&carrier)
+        && let Err(error) = carrier.hang_up(&carrier_call_id, answered).await
     {
         tracing::warn!(call = %call_id, %error, "the carrier did not take the hang-up");
     }
@@ -428,7 +426,7 @@ async fn run_inner(
                 actions = dialogue.handle(DialogueEvent::Cancelled, Instant::now().into_std());
                 flush_actions(&mut actions, &mut ending);
                 let _ = ws_tx.close().await;
-                hang_up_at_carrier(state, &setup.call.id, "completed").await;
+                hang_up_at_carrier(state, &setup.call.id, true).await;
                 break 'call;
             }
             _ = sleep_until_opt(deadline) => {

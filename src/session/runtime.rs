@@ -11,6 +11,9 @@ use crate::config::TelephonyConfig;
 use crate::domain::Id;
 use crate::speech::engine::SpeechEngine;
 use crate::speech::{ModelPaths, SpeechError};
+use crate::telephony::carrier::Carrier;
+use crate::telephony::simulator::callee::SimulatorCarrier;
+use crate::telephony::twilio::carrier::TwilioCarrier;
 use crate::telephony::twilio::rest::TwilioRest;
 
 pub struct CallRuntime {
@@ -23,7 +26,8 @@ pub struct CallRuntime {
     hang_ups: Mutex<HashMap<Id, Arc<Notify>>>,
     /// Wakes the dispatcher (a call was created or a slot freed).
     pub wake: Notify,
-    pub twilio: Option<TwilioRest>,
+    pub simulator: SimulatorCarrier,
+    pub twilio: Option<TwilioCarrier>,
 }
 
 impl std::fmt::Debug for CallRuntime {
@@ -38,6 +42,7 @@ impl CallRuntime {
             TwilioRest::new(&t.api_base, &t.account_sid, &t.auth_token)
                 .map_err(|e| tracing::error!(error = %e, "cannot build the Twilio client"))
                 .ok()
+                .map(|rest| TwilioCarrier { rest, default_caller_id: t.caller_id.clone() })
         });
         CallRuntime {
             speech: OnceCell::new(),
@@ -46,7 +51,26 @@ impl CallRuntime {
             held: Mutex::new(HashMap::new()),
             hang_ups: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            simulator: SimulatorCarrier,
             twilio,
+        }
+    }
+
+    /// The carrier that reaches `phone`: the simulator for its numbers, else Twilio when it
+    /// is configured.
+    pub fn carrier_for(&self, phone: &str) -> Option<&dyn Carrier> {
+        if SimulatorCarrier::reaches(phone) {
+            return Some(&self.simulator);
+        }
+        self.twilio.as_ref().map(|t| t as &dyn Carrier)
+    }
+
+    /// The carrier a call's leg was placed on (its stored name).
+    pub fn carrier_named(&self, name: &str) -> Option<&dyn Carrier> {
+        match name {
+            "simulator" => Some(&self.simulator),
+            "twilio" => self.twilio.as_ref().map(|t| t as &dyn Carrier),
+            _ => None,
         }
     }
 

@@ -1,7 +1,34 @@
-//! The carrier seam: what a carrier tells us about a call leg, in one vocabulary whatever
-//! the carrier, and how that maps onto the call's status and outcome.
+//! The carrier seam: a `Carrier` places and hangs up call legs; what a carrier tells us about
+//! a leg arrives as a `CarrierStatus`, one vocabulary whatever the carrier (Twilio's status
+//! callbacks, the simulator's events), and maps onto the call's status and outcome. An
+//! answered leg reaches us as a media stream (Twilio Media Streams today; SIP/RTP later),
+//! which a session takes over.
 
+use futures::future::BoxFuture;
+
+use crate::app::AppState;
 use crate::domain::status::{CallStatus, Outcome};
+use crate::store::calls::Call;
+
+/// A carrier's failure to place or end a leg, in words fit for the call's notes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CarrierError(pub String);
+
+/// A way to reach phones. Implementations: the simulator (numbers +15550100001..8, answered
+/// by virtual callees on this node) and Twilio's REST API.
+pub trait Carrier: Send + Sync {
+    /// The name stored on the call's leg (`simulator`, `twilio`).
+    fn name(&self) -> &'static str;
+
+    /// Starts ringing `call` (already `ringing`, its leg opened). Returns the carrier's id
+    /// for the leg when it has one. The answer arrives later as a media stream; an unanswered
+    /// end as a `CarrierStatus` through `dispatcher::end_unanswered`.
+    fn place<'a>(&'a self, state: &'a AppState, call: &'a Call) -> BoxFuture<'a, Result<Option<String>, CarrierError>>;
+
+    /// Ends the leg `carrier_call_id`: a ringing one (`answered: false`) or a connected one.
+    fn hang_up<'a>(&'a self, carrier_call_id: &'a str, answered: bool) -> BoxFuture<'a, Result<(), CarrierError>>;
+}
 
 /// A carrier's report about a call leg (Twilio's `CallStatus` values, the simulator's
 /// events).

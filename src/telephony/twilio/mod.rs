@@ -5,8 +5,10 @@
 //! - `signature`: `X-Twilio-Signature` (HMAC-SHA1 of URL + sorted form parameters).
 //! - `http`: `/twilio/voice`, `/twilio/status` and the `/twilio/stream` WebSocket.
 //! - `rest`: the REST calls a carrier needs (create a call, end it).
+//! - `carrier`: Twilio as a `Carrier` (places calls through `rest`).
 //! - `twiml`: the `<Connect><Stream>` answer to `/twilio/voice`.
 
+pub mod carrier;
 pub mod http;
 pub mod rest;
 pub mod signature;
