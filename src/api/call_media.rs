@@ -1,4 +1,4 @@
-//! What a finished call left behind: `GET /v1/calls/{id}/transcript` (JSON turns) and
+//! What a call leaves behind: `GET /v1/calls/{id}/transcript` (JSON turns) and
 //! `GET /v1/calls/{id}/recording` (a stereo WAV, caller left and bot right, with HTTP range
 //! requests so players can seek).
 
@@ -33,6 +33,9 @@ pub struct Transcript {
 }
 
 #[utoipa::path(get, path = "/calls/{id}/transcript", tag = "calls",
+    description = "The call's turns (speaker, text, start/end in ms, confidence, interrupted). Each turn is saved as \
+it ends, so during a call this shows the conversation so far; the final transcript is there when the call ends \
+(`call.transcript.available`). 404 `not_found` before the first turn or for a call that never connected.",
     params(("id" = String, Path, description = "Call id")),
     responses((status = 200, description = "The call's transcript", body = Transcript), ErrorResponses),
     security(("bearer" = [])))]

@@ -16,7 +16,17 @@ use crate::telephony::carrier::CarrierStatus;
 /// become due on their own).
 const POLL: Duration = Duration::from_secs(1);
 
+/// How often orphaned calls are looked for.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(30);
+/// A session writes its heartbeat every `session::HEARTBEAT`; this much silence means the
+/// process running it is gone.
+const SILENT_AFTER_SECS: i64 = 60;
+/// Longer than any carrier lets a call ring (Twilio: `Timeout` 30 s, 600 s at most) before
+/// reporting on it, plus margin.
+const RINGING_AFTER_SECS: i64 = 15 * 60;
+
 pub async fn run(state: AppState) {
+    let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = state.calls.wake.notified() => {}
@@ -25,7 +35,72 @@ pub async fn run(state: AppState) {
         if let Err(error) = dispatch_due(&state).await {
             tracing::warn!(%error, "dispatcher pass failed");
         }
+        if last_sweep.is_none_or(|at| at.elapsed() >= ORPHAN_SWEEP) {
+            last_sweep = Some(tokio::time::Instant::now());
+            match recover_orphans(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(calls = n, "closed calls whose gateway process had stopped"),
+                Err(error) => tracing::warn!(%error, "orphaned-call sweep failed"),
+            }
+        }
     }
+}
+
+/// Closes live calls that no running process owns any more (a gateway node died mid-call or
+/// mid-ring), as `failed`, keeping the transcript saved turn by turn and the recording (its
+/// header is rewritten every second, so the file is valid up to then) when this node has the
+/// file. Returns how many calls it closed.
+pub async fn recover_orphans(state: &AppState) -> Result<usize, crate::store::StoreError> {
+    let now = state.clock.now();
+    let orphans =
+        calls::orphaned(&state.db, now.plus_seconds(-SILENT_AFTER_SECS), now.plus_seconds(-RINGING_AFTER_SECS), 100)
+            .await?;
+    let mut closed = 0;
+    for orphan in orphans {
+        let Some(call) = calls::get(&state.db, &orphan.account_id, &orphan.id).await? else { continue };
+        if call.status == CallStatus::Ringing {
+            let reason = "neither the carrier nor the gateway reported on the ringing call".to_owned();
+            end_unanswered(state, &call, CarrierStatus::Failed { reason }).await?;
+            closed += 1;
+            continue;
+        }
+        let relative = std::path::PathBuf::from("recordings").join(format!("{}.wav", call.id));
+        let recording = recording_file(&state.config.store.data_dir.join(&relative)).map(|(bytes, duration_ms)| {
+            call_sessions::RecordingFile { path: relative.to_string_lossy().into_owned(), bytes, duration_ms }
+        });
+        let has_transcript = call_sessions::transcript(&state.db, &call.account_id, &call.id).await?.is_some();
+        let base = state.config.public_base_url();
+        let end = CallEnd {
+            status: CallStatus::Failed,
+            outcome: Outcome::Failed,
+            notes: Some(
+                "The gateway process running the call stopped; the transcript and recording up to then are kept."
+                    .to_owned(),
+            ),
+            ended_at: now,
+            duration: recording.as_ref().map(|r| r.duration_ms / 1000),
+            recording_url: recording.as_ref().map(|_| format!("{base}/v1/calls/{}/recording", call.id)),
+            transcript_url: has_transcript.then(|| format!("{base}/v1/calls/{}/transcript", call.id)),
+        };
+        let artifacts = Artifacts { transcript: None, recording };
+        if calls::finish(&state.db, &call.account_id, &call.id, end, artifacts).await?.is_some() {
+            closed += 1;
+        }
+        state.calls.release(&call.id);
+    }
+    if closed > 0 {
+        state.relay.wake();
+    }
+    Ok(closed)
+}
+
+/// Size and duration of a recording left by a stopped session, if it is a readable WAV.
+fn recording_file(path: &std::path::Path) -> Option<(i64, i64)> {
+    let reader = hound::WavReader::open(path).ok()?;
+    let spec = reader.spec();
+    let duration_ms = i64::from(reader.duration()) * 1000 / i64::from(spec.sample_rate.max(1));
+    let bytes = std::fs::metadata(path).ok()?.len() as i64;
+    Some((bytes, duration_ms))
 }
 
 async fn dispatch_due(state: &AppState) -> Result<(), crate::store::StoreError> {

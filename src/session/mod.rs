@@ -178,8 +178,13 @@ async fn hang_up_at_carrier(state: &AppState, call_id: &Id, answered: bool) {
     }
 }
 
-/// A running session's cancellation watch: registered with the node, polling the database
-/// for a cancel made elsewhere; both undone when the session ends, however it ends.
+/// How often a session tells the database it is still running (see
+/// `dispatcher::recover_orphans`).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// A running session's watch: registered with the node for cancels, polling the database for
+/// a cancel made elsewhere, and writing the call's heartbeat; all undone when the session
+/// ends, however it ends.
 struct CancelWatch {
     signal: Arc<tokio::sync::Notify>,
     poll: tokio::task::JoinHandle<()>,
@@ -192,10 +197,18 @@ impl CancelWatch {
         let signal = state.calls.hang_up_signal(call_id);
         let poll = tokio::spawn({
             let db = state.db.clone();
+            let clock = state.clock.clone();
             let call_id = call_id.clone();
             let signal = signal.clone();
             async move {
+                let mut last_heartbeat: Option<Instant> = None;
                 loop {
+                    if last_heartbeat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
+                        last_heartbeat = Some(Instant::now());
+                        if let Err(error) = crate::store::call_sessions::heartbeat(&db, &call_id, clock.now()).await {
+                            tracing::warn!(call = %call_id, %error, "cannot write the call's heartbeat");
+                        }
+                    }
                     tokio::time::sleep(CANCEL_POLL).await;
                     if matches!(calls::is_cancelled(&db, &call_id).await, Ok(true)) {
                         signal.notify_one();
@@ -219,8 +232,18 @@ impl Drop for CancelWatch {
 /// its `start` message.
 pub async fn run(state: AppState, engine: Arc<SpeechEngine>, setup: CallSetup, socket: WebSocket, stream_sid: String) {
     let call_id = setup.call.id.clone();
+    let account_id = setup.account_id.clone();
     if let Err(error) = run_inner(&state, engine, setup, socket, stream_sid).await {
         tracing::error!(call = %call_id, %error, "call session failed");
+        // The call must not stay in progress forever: it ends as failed, with the reason.
+        // (A no-op when the failure came after the call was already stored.)
+        let notes = format!("The call failed on the gateway: {error}.");
+        if let Err(error) =
+            dispatcher::finish_without_audio(&state, &account_id, &call_id, CallStatus::Failed, Outcome::Failed, notes)
+                .await
+        {
+            tracing::error!(call = %call_id, %error, "cannot store the failed call");
+        }
     }
 }
 
@@ -268,6 +291,15 @@ async fn run_inner(
     let (heard_tx, mut heard_rx) = mpsc::channel::<Heard>(8);
     let mut speaking: Option<Speaking> = None;
     let mut turns: Vec<Turn> = Vec::new();
+    // Each finished turn is saved as it happens (a crash loses no turn; the API shows the
+    // conversation live); a writer task keeps only the latest copy pending.
+    let (transcript_tx, transcript_rx) = tokio::sync::watch::channel(Vec::<Turn>::new());
+    let transcript_writer = tokio::spawn(save_transcript_as_it_grows(
+        state.clone(),
+        setup.account_id.clone(),
+        setup.call.id.clone(),
+        transcript_rx,
+    ));
     let mut turn_started_ms: Option<i64> = None;
     let mut ending = Ending { outcome: None, notes: None, do_not_call: false, hang_up_requested: false };
     let mut finished = false;
@@ -279,6 +311,9 @@ async fn run_inner(
     let mut actions = dialogue.handle(DialogueEvent::Answered, started.into_std());
     let mut prewarmed = false;
     'call: loop {
+        if transcript_tx.borrow().len() != turns.len() {
+            transcript_tx.send_replace(turns.clone());
+        }
         // Perform what the dialogue asked for.
         for action in actions.drain(..) {
             tracing::debug!(call = %setup.call.id, at_ms = ms_now(Instant::now()), ?action, "dialogue action");
@@ -534,6 +569,10 @@ async fn run_inner(
     recorder.finish()?;
     let bytes = std::fs::metadata(&recording_path).map(|m| m.len() as i64).unwrap_or(0);
 
+    // The live copy must not land after the final one.
+    drop(transcript_tx);
+    let _ = transcript_writer.await;
+
     let ended_at = state.clock.now();
     let duration = ended_at.seconds_since(answered_at).max(0);
     let outcome = ending.outcome.unwrap_or(Outcome::Failed);
@@ -565,6 +604,22 @@ async fn run_inner(
     calls::finish(&state.db, &setup.account_id, &setup.call.id, end, artifacts).await?;
     state.relay.wake();
     Ok(())
+}
+
+async fn save_transcript_as_it_grows(
+    state: AppState,
+    account_id: Id,
+    call_id: Id,
+    mut turns: tokio::sync::watch::Receiver<Vec<Turn>>,
+) {
+    while turns.changed().await.is_ok() {
+        let latest = turns.borrow_and_update().clone();
+        let saved =
+            crate::store::call_sessions::save_transcript(&state.db, &account_id, &call_id, &latest, state.clock.now());
+        if let Err(error) = saved.await {
+            tracing::warn!(call = %call_id, %error, "cannot save the live transcript");
+        }
+    }
 }
 
 /// Takes the outcome out of actions that arrive as the call ends.

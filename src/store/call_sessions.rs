@@ -60,18 +60,13 @@ pub(super) async fn insert_artifacts(
     now: Timestamp,
 ) -> StoreResult<()> {
     if let Some(turns) = artifacts.transcript {
-        sqlx::query("INSERT INTO call_transcripts (call_id, account_id, turns, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(call_id.as_str())
-            .bind(account_id.as_str())
-            .bind(serde_json::to_string(&turns).unwrap_or_else(|_| "[]".into()))
-            .bind(now.to_db())
-            .execute(&mut *conn)
-            .await?;
+        upsert_transcript(&mut *conn, account_id, call_id, &turns, now).await?;
     }
     if let Some(recording) = artifacts.recording {
         sqlx::query(
             "INSERT INTO call_recordings (call_id, account_id, path, bytes, duration_ms, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (call_id) DO UPDATE SET path = excluded.path, \
+             bytes = excluded.bytes, duration_ms = excluded.duration_ms",
         )
         .bind(call_id.as_str())
         .bind(account_id.as_str())
@@ -82,6 +77,49 @@ pub(super) async fn insert_artifacts(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+async fn upsert_transcript(
+    conn: &mut AnyConnection,
+    account_id: &Id,
+    call_id: &Id,
+    turns: &[Turn],
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO call_transcripts (call_id, account_id, turns, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (call_id) DO UPDATE SET turns = excluded.turns",
+    )
+    .bind(call_id.as_str())
+    .bind(account_id.as_str())
+    .bind(serde_json::to_string(turns).unwrap_or_else(|_| "[]".into()))
+    .bind(now.to_db())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Saves a live call's transcript so far (after each turn), so a crash loses no finished turn
+/// and `GET /v1/calls/{id}/transcript` shows the conversation as it happens.
+pub async fn save_transcript(
+    db: &Db,
+    account_id: &Id,
+    call_id: &Id,
+    turns: &[Turn],
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut conn = db.write.acquire().await?;
+    upsert_transcript(&mut conn, account_id, call_id, turns, now).await
+}
+
+/// A live call's session is still running.
+pub async fn heartbeat(db: &Db, call_id: &Id, now: Timestamp) -> StoreResult<()> {
+    sqlx::query("UPDATE call_legs SET heartbeat_at = $1 WHERE call_id = $2")
+        .bind(now.to_db())
+        .bind(call_id.as_str())
+        .execute(&db.write)
+        .await?;
     Ok(())
 }
 

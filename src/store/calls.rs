@@ -445,6 +445,39 @@ pub async fn due(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<DueCall
         .collect()
 }
 
+/// Live calls nobody is running any more: answered calls (also those cancelled while in
+/// progress) whose session stopped writing its heartbeat before `silent_since`, and calls
+/// still ringing since before `ringing_since` (no carrier report, no stream). Oldest first.
+pub async fn orphaned(
+    db: &Db,
+    silent_since: Timestamp,
+    ringing_since: Timestamp,
+    limit: i64,
+) -> StoreResult<Vec<DueCall>> {
+    let rows = sqlx::query(
+        "SELECT c.account_id, c.id, c.status FROM calls c LEFT JOIN call_legs l ON l.call_id = c.id \
+         WHERE ((c.status = 'in-progress' OR (c.status = 'cancelled' AND c.started_at IS NOT NULL AND c.ended_at IS NULL)) \
+                AND COALESCE(l.heartbeat_at, c.updated_at) < $1) \
+            OR (c.status = 'ringing' AND c.updated_at < $2) \
+         ORDER BY c.updated_at, c.id LIMIT $3",
+    )
+    .bind(silent_since.to_db())
+    .bind(ringing_since.to_db())
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let status = row.text("status")?;
+            Ok(DueCall {
+                account_id: Id::from_trusted(row.text("account_id")?),
+                id: Id::from_trusted(row.text("id")?),
+                status: CallStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+            })
+        })
+        .collect()
+}
+
 /// The fields of a call that the webhook payloads carry (the spec's `data` object).
 pub fn event_data(call: &Call) -> serde_json::Value {
     serde_json::json!({

@@ -64,6 +64,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "template voicemail message", include_str!("../../migrations/0003_template_voicemail.sql")),
     (4, "phone numbers", include_str!("../../migrations/0004_phone_numbers.sql")),
     (5, "call sessions", include_str!("../../migrations/0005_call_sessions.sql")),
+    (6, "call heartbeat", include_str!("../../migrations/0006_call_heartbeat.sql")),
 ];
 
 pub fn migrator() -> Migrator {

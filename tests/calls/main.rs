@@ -19,6 +19,7 @@ mod cancel;
 mod personas;
 mod prewarm;
 mod records;
+mod recovery;
 mod twilio_bridge;
 
 use std::path::PathBuf;
