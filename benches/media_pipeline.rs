@@ -137,7 +137,7 @@ impl CallMedia {
             None => self.vad.push_i16(&self.wide).unwrap(),
         };
         for event in self.endpointer.push_frame(probability, &self.wide) {
-            if let Event::SpeechEnded { audio } = event {
+            if let Event::SpeechEnded { audio, .. } = event {
                 // Here the turn would go to STT.
                 black_box(audio);
                 self.turns += 1;

@@ -101,7 +101,9 @@ pub enum Event {
     /// A turn was confirmed (`min_speech_ms`, or `barge_in_ms` while the bot speaks).
     SpeechStarted,
     /// The turn ended; its audio including the pre-roll and a tail of the same length.
-    SpeechEnded { audio: Vec<i16> },
+    /// `silence_ms`: how long ago the caller stopped (the end-of-turn silence that was
+    /// waited for: shorter after a yes/no question).
+    SpeechEnded { audio: Vec<i16>, silence_ms: u32 },
     /// The caller talks over the bot: stop playback.
     BargeIn,
 }
@@ -325,9 +327,10 @@ impl Endpointer {
     fn finish_turn(&mut self) -> Event {
         let end = self.turn.len().min(self.voiced_len + self.pad);
         let audio = self.turn[..end].to_vec();
+        let silence_ms = self.silence_run * FRAME_MS;
         self.expect_short = false;
         self.reset_turn();
-        Event::SpeechEnded { audio }
+        Event::SpeechEnded { audio, silence_ms }
     }
 
     fn reset_turn(&mut self) {
@@ -381,7 +384,7 @@ mod tests {
             for event in ep.push_frame(p, &frame(i)) {
                 match event {
                     Event::SpeechStarted => run.started.push(i),
-                    Event::SpeechEnded { audio } => run.ended.push((i, audio)),
+                    Event::SpeechEnded { audio, .. } => run.ended.push((i, audio)),
                     Event::BargeIn => run.barge_ins.push(i),
                 }
             }

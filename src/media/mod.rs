@@ -15,7 +15,7 @@
 //! - `pcm`: i16 <-> f32 and little-endian byte conversions.
 //! - `opus`: mono Opus encode/decode (libopus via audiopus), packet-loss concealment and FEC.
 //! - `resample`: 20 ms frames between 8, 16, 22.05, 24 and 48 kHz (rubato FFT, 10 ms delay).
-//! - `endpointer`: VAD probabilities -> `SpeechStarted`, `SpeechEnded { audio }`, `BargeIn`.
+//! - `endpointer`: VAD probabilities -> `SpeechStarted`, `SpeechEnded { audio, silence_ms }`, `BargeIn`.
 //! - `pacer`: releases queued frames on a drift-free 20 ms schedule; `clear()` for barge-in.
 //! - `recorder`: stereo WAV (caller left, bot right) written incrementally, crash-tolerant.
 

@@ -201,6 +201,7 @@ pub async fn finish_without_audio(
         recording_url: None,
         transcript_url: None,
     };
+    metrics::counter!("calls_ended_total", "status" => status.as_str(), "outcome" => outcome.as_str()).increment(1);
     let result = calls::finish(&state.db, account_id, call_id, end, Artifacts::default()).await;
     state.calls.release(call_id);
     state.relay.wake();

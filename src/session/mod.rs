@@ -301,6 +301,8 @@ async fn run_inner(
         transcript_rx,
     ));
     let mut turn_started_ms: Option<i64> = None;
+    // When the caller's last turn ended, until the bot's next line starts playing.
+    let mut caller_stopped_at: Option<Instant> = None;
     let mut ending = Ending { outcome: None, notes: None, do_not_call: false, hang_up_requested: false };
     let mut finished = false;
 
@@ -391,7 +393,14 @@ async fn run_inner(
                             }
                             bot_frames.push_back(Some(out));
                             if let Some(line) = speaking.as_mut() {
-                                line.started_ms.get_or_insert_with(|| ms_now(now));
+                                if line.started_ms.is_none() {
+                                    line.started_ms = Some(ms_now(now));
+                                    // Voice to voice, as the gateway sees it: the caller's last
+                                    // voiced frame to the first frame of the bot's answer.
+                                    if let Some(stopped) = caller_stopped_at.take() {
+                                        metrics::histogram!("call_reply_latency_seconds").record(now.duration_since(stopped).as_secs_f64());
+                                    }
+                                }
                                 if let Some(left) = line.frames_until_mark.as_mut() {
                                     *left = left.saturating_sub(1);
                                     if *left == 0 {
@@ -504,9 +513,11 @@ async fn run_inner(
                                         actions.extend(dialogue.handle(DialogueEvent::CallerSpeechStarted, now.into_std()));
                                     }
                                     EndpointEvent::BargeIn => {}
-                                    EndpointEvent::SpeechEnded { audio } => {
+                                    EndpointEvent::SpeechEnded { audio, silence_ms } => {
                                         actions.extend(dialogue.handle(DialogueEvent::CallerSpeechEnded, now.into_std()));
-                                        let end_ms = ms_now(now) - i64::from(endpointer_config.end_silence_ms);
+                                        let stopped = now.checked_sub(Duration::from_millis(u64::from(silence_ms))).unwrap_or(now);
+                                        caller_stopped_at = Some(stopped);
+                                        let end_ms = ms_now(stopped);
                                         let start_ms = turn_started_ms.take().unwrap_or(end_ms).max(0);
                                         spawn_transcription(&engine, audio, start_ms, end_ms, heard_tx.clone());
                                     }
@@ -601,6 +612,9 @@ async fn run_inner(
             duration_ms: frames_written as i64 * 20,
         }),
     };
+    metrics::counter!("calls_ended_total", "status" => status.as_str(), "outcome" => outcome.as_str()).increment(1);
+    metrics::counter!("media_chunks_lost_total").increment(reorder.lost);
+    metrics::counter!("media_chunks_late_total").increment(reorder.late);
     calls::finish(&state.db, &setup.account_id, &setup.call.id, end, artifacts).await?;
     state.relay.wake();
     Ok(())

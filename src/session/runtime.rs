@@ -96,7 +96,9 @@ impl CallRuntime {
     pub fn try_hold(&self, call: &Id) -> bool {
         match self.slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(call.clone(), permit);
+                let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                held.insert(call.clone(), permit);
+                metrics::gauge!("calls_active").set(held.len() as f64);
                 true
             }
             Err(_) => false,
@@ -105,7 +107,12 @@ impl CallRuntime {
 
     /// Gives `call`'s slot back (idempotent) and wakes the dispatcher.
     pub fn release(&self, call: &Id) {
-        let released = self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(call).is_some();
+        let released = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            let released = held.remove(call).is_some();
+            metrics::gauge!("calls_active").set(held.len() as f64);
+            released
+        };
         if released {
             self.wake.notify_one();
         }

@@ -82,6 +82,12 @@ async fn a_callee_who_agrees_completes_a_successful_call_with_transcript_recordi
     let completed = received.iter().find(|r| r.event_type == "call.completed").unwrap();
     assert_eq!(completed.body["data"]["callId"], id.as_str());
     assert_eq!(completed.body["data"]["outcome"], "successful");
+
+    // The answer latency and the ending are in the metrics.
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    for name in ["call_reply_latency_seconds", "calls_ended_total", "calls_active"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
 }
 
 #[tokio::test]
