@@ -37,6 +37,17 @@ pub fn i16_to_le_bytes(src: &[i16], dst: &mut [u8]) -> usize {
     src.len().min(dst.len() / 2)
 }
 
+/// Where audible sound starts in `samples`, less `keep` samples of lead-in: synthesized speech
+/// opens with 50-75 ms of near-silence, which is pure delay before a reply is heard.
+/// `threshold` is an absolute sample level; all-quiet input gives `samples.len()`.
+pub fn leading_silence(samples: &[i16], threshold: i16, keep: usize) -> usize {
+    let threshold = threshold.unsigned_abs();
+    match samples.iter().position(|s| s.unsigned_abs() > threshold) {
+        Some(first) => first.saturating_sub(keep),
+        None => samples.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +91,15 @@ mod tests {
         let mut bytes = [0u8; 3];
         assert_eq!(i16_to_le_bytes(&[5, 6], &mut bytes), 1);
         assert_eq!(bytes, [5, 0, 0]);
+    }
+
+    #[test]
+    fn leading_silence_keeps_a_short_lead_in() {
+        let mut audio = vec![3i16; 400];
+        audio.extend([-2000, 500, 0]);
+        assert_eq!(leading_silence(&audio, 800, 80), 320);
+        assert_eq!(leading_silence(&audio, 800, 1000), 0);
+        assert_eq!(leading_silence(&[0, 5, -7], 800, 10), 3);
+        assert_eq!(leading_silence(&[i16::MIN], 800, 0), 0);
     }
 }

@@ -65,6 +65,9 @@ pub enum SessionError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// A bot line starts where its audio first exceeds this level (about -32 dBFS).
+const LINE_ONSET_LEVEL: i16 = 800;
+
 /// Audio of one line, on its way from the TTS pool to the pacer.
 enum LineAudio {
     Frames(LineId, Vec<i16>),
@@ -683,6 +686,7 @@ fn spawn_line(engine: &Arc<SpeechEngine>, line: LineId, text: String, out: mpsc:
                 return;
             }
         };
+        let mut first = true;
         while let Some(chunk) = stream.recv().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
@@ -699,7 +703,13 @@ fn spawn_line(engine: &Arc<SpeechEngine>, line: LineId, text: String, out: mpsc:
                     return;
                 }
             };
-            let pcm: Vec<i16> = resampled.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect();
+            let mut pcm: Vec<i16> =
+                resampled.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect();
+            if std::mem::take(&mut first) {
+                // The line starts with its first sound (10 ms lead-in), not the voice's silence.
+                let quiet = crate::media::pcm::leading_silence(&pcm, LINE_ONSET_LEVEL, RATE as usize / 100);
+                pcm.drain(..quiet);
+            }
             if out.send(LineAudio::Frames(line, pcm)).await.is_err() {
                 return;
             }
