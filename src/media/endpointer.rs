@@ -62,6 +62,9 @@ pub struct EndpointerConfig {
     pub pre_roll_ms: u32,
     /// Longest turn handed out at once; sizes the turn buffer.
     pub max_turn_ms: u32,
+    /// Emit [`Event::Pause`] when a turn's trailing silence reaches `pre_roll_ms`, so its
+    /// audio can be transcribed while the end of the turn is still being confirmed.
+    pub pause_events: bool,
 }
 
 impl Default for EndpointerConfig {
@@ -80,6 +83,7 @@ impl Default for EndpointerConfig {
             pre_roll_ms: 200,
             // 15 s at 16 kHz is 480 KB per call; longer monologues arrive as several turns.
             max_turn_ms: 15_000,
+            pause_events: false,
         }
     }
 }
@@ -106,6 +110,11 @@ pub enum Event {
     SpeechEnded { audio: Vec<i16>, silence_ms: u32 },
     /// The caller talks over the bot: stop playback.
     BargeIn,
+    /// The caller has been silent for `pre_roll_ms` and the turn may be over (only with
+    /// `pause_events`, and only when the end silence is longer than that). `audio` is exactly
+    /// what `SpeechEnded` will carry if no speech follows before the end (same length), so a
+    /// transcription started now can be used as the turn's.
+    Pause { audio: Vec<i16> },
 }
 
 /// The events of one frame, in order; at most three (a turn cut at `max_turn_ms` can end, and
@@ -155,6 +164,8 @@ pub struct Endpointer {
     barge_in_frames: u32,
     /// Pre-roll (and tail) length in samples.
     pad: usize,
+    /// Silence frames after which `Pause` is emitted; 0: never.
+    pause_frames: u32,
 
     state: State,
     bot_speaking: bool,
@@ -213,6 +224,7 @@ impl Endpointer {
             short_turn_frames: frames(c.short_turn_ms),
             barge_in_frames: frames(c.barge_in_ms),
             pad,
+            pause_frames: if c.pause_events { frames(c.pre_roll_ms).max(1) } else { 0 },
             state: State::Idle,
             bot_speaking: false,
             expect_short: false,
@@ -277,6 +289,10 @@ impl Endpointer {
                 } else if self.silence_run >= self.current_end_silence() {
                     events.push(self.finish_turn());
                 } else {
+                    if self.silence_run == self.pause_frames && self.pause_frames > 0 {
+                        let end = self.turn.len().min(self.voiced_len + self.pad);
+                        events.push(Event::Pause { audio: self.turn[..end].to_vec() });
+                    }
                     self.check_barge_in(&mut events);
                 }
             }
@@ -370,6 +386,7 @@ mod tests {
         started: Vec<usize>,
         ended: Vec<(usize, Vec<i16>)>,
         barge_ins: Vec<usize>,
+        pauses: Vec<(usize, Vec<i16>)>,
         frames: usize,
     }
 
@@ -386,6 +403,7 @@ mod tests {
                     Event::SpeechStarted => run.started.push(i),
                     Event::SpeechEnded { audio, .. } => run.ended.push((i, audio)),
                     Event::BargeIn => run.barge_ins.push(i),
+                    Event::Pause { audio } => run.pauses.push((i, audio)),
                 }
             }
             run.frames += 1;
@@ -414,6 +432,35 @@ mod tests {
     /// Milliseconds from the end of the last speech frame to the end of the frame that ended the turn.
     fn end_latency_ms(ended_at: usize, last_speech_frame: usize) -> i64 {
         (ended_at as i64 - last_speech_frame as i64) * i64::from(FRAME_MS)
+    }
+
+    #[test]
+    fn a_pause_hands_out_the_turns_final_audio_early_unless_speech_resumes() {
+        let mut ep = Endpointer::new(&EndpointerConfig { pause_events: true, ..EndpointerConfig::default() }).unwrap();
+        let mut run = Run::default();
+        // A mid-turn pause longer than the pre-roll, then the real end.
+        let p = seq(&[ms(QUIET, 200), ms(SPEECH, 600), ms(QUIET, 300), ms(SPEECH, 400), ms(QUIET, 1000)]);
+        feed(&mut ep, &mut run, &p);
+        assert_eq!(run.ended.len(), 1, "{run:?}");
+        assert_eq!(run.pauses.len(), 2, "one pause mid-turn, one at its end");
+        let last_speech = (200 + 600 + 300 + 400) / 20 - 1;
+        // 200 ms (the pre-roll) after the last speech frame, 200 ms before the end.
+        assert_eq!(run.pauses[1].0, last_speech + 10);
+        assert_eq!(run.ended[0].0, last_speech + 20);
+        assert_eq!(run.pauses[1].1, run.ended[0].1, "the early audio is the turn's");
+        assert!(run.pauses[0].1.len() < run.ended[0].1.len(), "the mid-turn pause's audio is not");
+
+        // Without the option, or when the end silence is no longer than the pre-roll (a short
+        // answer), no pause is emitted.
+        let mut plain = endpointer();
+        let mut run = Run::default();
+        feed(&mut plain, &mut run, &p);
+        assert!(run.pauses.is_empty());
+        let mut ep = Endpointer::new(&EndpointerConfig { pause_events: true, ..EndpointerConfig::default() }).unwrap();
+        ep.expect_short_answer(true);
+        let mut run = Run::default();
+        feed(&mut ep, &mut run, &seq(&[ms(QUIET, 200), ms(SPEECH, 400), ms(QUIET, 600)]));
+        assert_eq!((run.pauses.len(), run.ended.len()), (0, 1), "{run:?}");
     }
 
     #[test]

@@ -77,9 +77,76 @@ enum LineAudio {
 
 /// A caller turn's transcription, back from the STT pool.
 struct Heard {
+    /// The transcription's id (`TurnTranscripts`).
+    id: u64,
     start_ms: i64,
     end_ms: i64,
     result: Result<crate::speech::stt::Transcript, crate::speech::SpeechError>,
+}
+
+/// Which transcriptions are caller turns. A turn's audio is transcribed as soon as the caller
+/// pauses (`Pause`), while its end is still being confirmed; if the turn then ends with the
+/// same audio, that early transcription is the turn's (the reply comes sooner by the rest of
+/// the end silence), and if the caller went on, it is dropped and the whole turn transcribed.
+#[derive(Default)]
+struct TurnTranscripts {
+    next_id: u64,
+    /// The transcription started at the latest pause: id, audio length, result once back.
+    early: Option<(u64, usize, Option<Heard>)>,
+    /// Transcriptions that are caller turns, whose results have not come back yet.
+    awaited: Vec<u64>,
+}
+
+/// What to do when a turn ends.
+enum TurnEnded {
+    /// Transcribe its audio under this id.
+    Transcribe(u64),
+    /// The early transcription is the turn's; here is its result if it is already back.
+    Early(Option<Heard>),
+}
+
+impl TurnTranscripts {
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The caller paused: an early transcription of `audio_len` samples starts under the id.
+    fn paused(&mut self, audio_len: usize) -> u64 {
+        let id = self.new_id();
+        self.early = Some((id, audio_len, None));
+        id
+    }
+
+    fn ended(&mut self, audio_len: usize) -> TurnEnded {
+        match self.early.take() {
+            Some((id, len, result)) if len == audio_len => {
+                if result.is_none() {
+                    self.awaited.push(id);
+                }
+                TurnEnded::Early(result)
+            }
+            _ => {
+                let id = self.new_id();
+                self.awaited.push(id);
+                TurnEnded::Transcribe(id)
+            }
+        }
+    }
+
+    /// A transcription came back: `Some` if it is a caller turn to act on now.
+    fn arrived(&mut self, heard: Heard) -> Option<Heard> {
+        if let Some(at) = self.awaited.iter().position(|&id| id == heard.id) {
+            self.awaited.remove(at);
+            return Some(heard);
+        }
+        if let Some((id, _, result)) = self.early.as_mut()
+            && *id == heard.id
+        {
+            *result = Some(heard);
+        }
+        None
+    }
 }
 
 /// The bot line currently being said.
@@ -269,7 +336,7 @@ async fn run_inner(
     let mut vad =
         VadStream::new(engine.vad.clone(), VadRate::from_hz(RATE).map_err(|e| SessionError::Vad(e.to_string()))?)
             .map_err(|e| SessionError::Vad(e.to_string()))?;
-    let endpointer_config = EndpointerConfig { sample_rate: RATE, ..EndpointerConfig::default() };
+    let endpointer_config = EndpointerConfig { sample_rate: RATE, pause_events: true, ..EndpointerConfig::default() };
     let mut endpointer =
         Endpointer::new(&endpointer_config).map_err(|e| SessionError::Vad(format!("endpointer: {e}")))?;
     let mut beep =
@@ -304,6 +371,7 @@ async fn run_inner(
         transcript_rx,
     ));
     let mut turn_started_ms: Option<i64> = None;
+    let mut transcripts = TurnTranscripts::default();
     // When the caller's last turn ended, until the bot's next line starts playing.
     let mut caller_stopped_at: Option<Instant> = None;
     let mut ending = Ending { outcome: None, notes: None, do_not_call: false, hang_up_requested: false };
@@ -451,22 +519,9 @@ async fn run_inner(
                 }
             }
             Some(heard) = heard_rx.recv() => {
-                tracing::debug!(call = %setup.call.id, at_ms = ms_now(Instant::now()), result = ?heard.result.as_ref().map(|t| &t.text), "caller turn transcribed");
-                let now = Instant::now().into_std();
-                match heard.result {
-                    Ok(transcript) if !transcript.text.trim().is_empty() => {
-                        turns.push(Turn {
-                            speaker: Speaker::Caller,
-                            text: transcript.text.clone(),
-                            start_ms: heard.start_ms,
-                            end_ms: heard.end_ms,
-                            confidence: Some(transcript.confidence),
-                            interrupted: false,
-                        });
-                        actions = dialogue.handle(DialogueEvent::CallerTurn { text: transcript.text, confidence: transcript.confidence }, now);
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "speech-to-text failed for a caller turn"),
+                tracing::debug!(call = %setup.call.id, at_ms = ms_now(Instant::now()), id = heard.id, result = ?heard.result.as_ref().map(|t| &t.text), "transcribed");
+                if let Some(heard) = transcripts.arrived(heard) {
+                    actions = caller_turn(heard, &mut turns, &mut dialogue);
                 }
             }
             _ = cancel_watch.signal.notified() => {
@@ -516,13 +571,28 @@ async fn run_inner(
                                         actions.extend(dialogue.handle(DialogueEvent::CallerSpeechStarted, now.into_std()));
                                     }
                                     EndpointEvent::BargeIn => {}
+                                    EndpointEvent::Pause { audio } => {
+                                        // Only with a worker free: an early guess must not
+                                        // delay another call's confirmed turn.
+                                        if engine.stt.in_pool() < engine.stt.config().workers {
+                                            let stopped = now.checked_sub(Duration::from_millis(u64::from(endpointer_config.pre_roll_ms))).unwrap_or(now);
+                                            let end_ms = ms_now(stopped);
+                                            let start_ms = turn_started_ms.unwrap_or(end_ms).max(0);
+                                            let id = transcripts.paused(audio.len());
+                                            spawn_transcription(&engine, id, audio, start_ms, end_ms, heard_tx.clone());
+                                        }
+                                    }
                                     EndpointEvent::SpeechEnded { audio, silence_ms } => {
                                         actions.extend(dialogue.handle(DialogueEvent::CallerSpeechEnded, now.into_std()));
                                         let stopped = now.checked_sub(Duration::from_millis(u64::from(silence_ms))).unwrap_or(now);
                                         caller_stopped_at = Some(stopped);
                                         let end_ms = ms_now(stopped);
                                         let start_ms = turn_started_ms.take().unwrap_or(end_ms).max(0);
-                                        spawn_transcription(&engine, audio, start_ms, end_ms, heard_tx.clone());
+                                        match transcripts.ended(audio.len()) {
+                                            TurnEnded::Transcribe(id) => spawn_transcription(&engine, id, audio, start_ms, end_ms, heard_tx.clone()),
+                                            TurnEnded::Early(Some(heard)) => actions.extend(caller_turn(heard, &mut turns, &mut dialogue)),
+                                            TurnEnded::Early(None) => {}
+                                        }
                                     }
                                 }
                             }
@@ -639,6 +709,29 @@ async fn save_transcript_as_it_grows(
     }
 }
 
+/// A transcribed caller turn: into the transcript and to the dialogue.
+fn caller_turn(heard: Heard, turns: &mut Vec<Turn>, dialogue: &mut Dialogue) -> Vec<Action> {
+    match heard.result {
+        Ok(transcript) if !transcript.text.trim().is_empty() => {
+            turns.push(Turn {
+                speaker: Speaker::Caller,
+                text: transcript.text.clone(),
+                start_ms: heard.start_ms,
+                end_ms: heard.end_ms,
+                confidence: Some(transcript.confidence),
+                interrupted: false,
+            });
+            let event = DialogueEvent::CallerTurn { text: transcript.text, confidence: transcript.confidence };
+            dialogue.handle(event, Instant::now().into_std())
+        }
+        Ok(_) => Vec::new(),
+        Err(error) => {
+            tracing::warn!(%error, "speech-to-text failed for a caller turn");
+            Vec::new()
+        }
+    }
+}
+
 /// Takes the outcome out of actions that arrive as the call ends.
 fn flush_actions(actions: &mut Vec<Action>, ending: &mut Ending) {
     for action in actions.drain(..) {
@@ -703,8 +796,7 @@ fn spawn_line(engine: &Arc<SpeechEngine>, line: LineId, text: String, out: mpsc:
                     return;
                 }
             };
-            let mut pcm: Vec<i16> =
-                resampled.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect();
+            let mut pcm: Vec<i16> = resampled.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect();
             if std::mem::take(&mut first) {
                 // The line starts with its first sound (10 ms lead-in), not the voice's silence.
                 let quiet = crate::media::pcm::leading_silence(&pcm, LINE_ONSET_LEVEL, RATE as usize / 100);
@@ -721,6 +813,7 @@ fn spawn_line(engine: &Arc<SpeechEngine>, line: LineId, text: String, out: mpsc:
 /// Transcribes a caller turn (8 kHz) on the STT pool.
 fn spawn_transcription(
     engine: &Arc<SpeechEngine>,
+    id: u64,
     audio: Vec<i16>,
     start_ms: i64,
     end_ms: i64,
@@ -733,6 +826,38 @@ fn spawn_transcription(
             Ok(audio_16k) => engine.stt.transcribe(audio_16k).await,
             Err(error) => Err(crate::speech::SpeechError::InvalidInput(error.to_string())),
         };
-        let _ = out.send(Heard { start_ms, end_ms, result }).await;
+        let _ = out.send(Heard { id, start_ms, end_ms, result }).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard(id: u64) -> Heard {
+        Heard { id, start_ms: 0, end_ms: 0, result: Err(crate::speech::SpeechError::InvalidInput(format!("#{id}"))) }
+    }
+
+    #[test]
+    fn an_early_transcription_is_the_turns_only_if_the_turn_ends_with_the_same_audio() {
+        // Back before the end: used at once when the turn ends as it was.
+        let mut t = TurnTranscripts::default();
+        let id = t.paused(3200);
+        assert!(t.arrived(heard(id)).is_none(), "not a turn yet");
+        assert!(matches!(t.ended(3200), TurnEnded::Early(Some(h)) if h.id == id));
+
+        // Still running at the end: its result is the turn's when it arrives.
+        let id = t.paused(4000);
+        assert!(matches!(t.ended(4000), TurnEnded::Early(None)));
+        assert_eq!(t.arrived(heard(id)).map(|h| h.id), Some(id));
+
+        // The caller went on after the pause: the early result is dropped, the turn transcribed.
+        let early = t.paused(1600);
+        let TurnEnded::Transcribe(full) = t.ended(5600) else { panic!("the longer turn is transcribed") };
+        assert!(t.arrived(heard(early)).is_none());
+        assert_eq!(t.arrived(heard(full)).map(|h| h.id), Some(full));
+
+        // No pause at all (short answers): transcribed at the end.
+        assert!(matches!(t.ended(800), TurnEnded::Transcribe(_)));
+    }
 }
