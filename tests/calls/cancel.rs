@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::common::Backend;
 use crate::receiver::Receiver;
-use crate::{app, common};
+use crate::{app, app_on, common};
 
 #[tokio::test]
 async fn cancelling_a_ringing_call_ends_it_before_it_is_answered() {
@@ -31,9 +32,11 @@ async fn cancelling_a_ringing_call_ends_it_before_it_is_answered() {
     assert!(call["endedAt"].is_string(), "{call}");
 }
 
+/// On PostgreSQL: the session's store paths (heartbeat, live transcript, cancel, finish) hold
+/// there too.
 #[tokio::test]
 async fn cancelling_a_call_in_progress_hangs_up_and_keeps_its_transcript_and_recording() {
-    let app = app().await;
+    let app = app_on(Backend::Postgres).await;
     let receiver = Receiver::start().await;
     let (status, hook) = app.post("/v1/webhooks", json!({"url": receiver.url(), "events": ["call.completed"]})).await;
     assert_eq!(status, 201, "{hook}");

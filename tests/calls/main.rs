@@ -35,7 +35,12 @@ pub fn models_dir() -> PathBuf {
 }
 
 pub async fn app() -> TestApp {
-    start_app(Backend::Sqlite, |config| {
+    app_on(Backend::Sqlite).await
+}
+
+/// `app()` on the given database (the session and store paths must hold on both).
+pub async fn app_on(backend: Backend) -> TestApp {
+    start_app(backend, |config| {
         config.allow_insecure_webhooks = true;
         // The tests poll call status; the per-key limit is tested in the API suite.
         config.rate_limit_per_minute = 1_000_000;

@@ -9,11 +9,21 @@ use callcenter::store::call_sessions::{self, Speaker, Turn};
 use callcenter::store::calls;
 use serde_json::json;
 
-use crate::app;
+use crate::app_on;
+use crate::common::Backend;
 
 #[tokio::test]
-async fn calls_whose_process_stopped_are_closed_with_what_was_recorded() {
-    let app = app().await;
+async fn calls_whose_process_stopped_are_closed_with_what_was_recorded_on_sqlite() {
+    calls_whose_process_stopped_are_closed_with_what_was_recorded(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn calls_whose_process_stopped_are_closed_with_what_was_recorded_on_postgres() {
+    calls_whose_process_stopped_are_closed_with_what_was_recorded(Backend::Postgres).await
+}
+
+async fn calls_whose_process_stopped_are_closed_with_what_was_recorded(backend: Backend) {
+    let app = app_on(backend).await;
     let state = &app.state;
     let (status, template) =
         app.post("/v1/templates", json!({"name": "Desk", "steps": [{"type": "greeting", "content": "Hello."}]})).await;
