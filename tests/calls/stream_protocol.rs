@@ -167,12 +167,16 @@ async fn long_greeting_number(app: &TestApp) {
 /// `CLEAR_WITHIN` of the caller's first voiced frame, the bot's audio stops, and the line is
 /// stored as interrupted.
 ///
-/// The endpointer needs `barge_in_ms` (300 ms) of frames the VAD scores as speech before it
-/// interrupts, so a cough or an "mm-hmm" does not (next test); Silero also takes a few frames
-/// to rise from digital silence. The brief's 300 ms from the first voiced frame is therefore
-/// below what the design allows. Measured `clear` latency from the command that queued the
-/// speech (at most one 20 ms tick before its first voiced frame went out), debug build,
-/// 2 shared cores: see `CLEAR_WITHIN`.
+/// Latency is measured from the command that queues the caller's (leading-silence-trimmed)
+/// speech, at most one 20 ms tick before its first voiced frame goes out, to the `clear`'s
+/// arrival. Measured (debug build, 2 shared cores, 2026-11-26): 379, 380, 380, 382, 400 ms
+/// run alone; 339 and 380 ms with the whole `calls` binary running. The endpointer needs
+/// `barge_in_ms` (300 ms) of frames scored as speech before it interrupts, so that a cough or
+/// an "oh" does not (next test); the other ~80 ms are Silero rising from digital silence, its
+/// 32 ms chunks at 8 kHz, and tick alignment (with `barge_in_ms` set to 20 ms as a check, the
+/// same path measured 99 ms). **A 300 ms target from the first voiced frame is not met and
+/// cannot be with a 300 ms `barge_in_ms`**; the bound asserted is what the design gives plus
+/// headroom for a loaded machine.
 #[tokio::test]
 async fn caller_speech_over_a_long_line_clears_it_and_the_line_is_stored_as_interrupted() {
     const CLEAR_WITHIN: Duration = Duration::from_millis(500);
