@@ -440,6 +440,10 @@ async fn garbage_and_out_of_order_messages_mid_call_do_not_derail_it() {
         json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string(),
         // A chunk long past (the peer sent chunk 1 at the start): late, dropped.
         media(1, &silence),
+        // A chunk number far ahead: before MediaReorder held such chunks apart, this one
+        // moved the count there and every chunk of the caller's after it was "late": the
+        // call went deaf and ended `unsuccessful`.
+        media(999_999, &silence),
     ];
     for message in garbage {
         caller.send(PeerCommand::Raw(message)).await;
