@@ -169,8 +169,9 @@ async fn long_greeting_number(app: &TestApp) {
 ///
 /// Latency is measured from the command that queues the caller's (leading-silence-trimmed)
 /// speech, at most one 20 ms tick before its first voiced frame goes out, to the `clear`'s
-/// arrival. Measured (debug build, 2 shared cores, 2026-11-26): 379, 380, 380, 382, 400 ms
-/// run alone; 339 and 380 ms with the whole `calls` binary running. The endpointer needs
+/// arrival, printed by `cargo test --test calls caller_speech_over -- --nocapture`. Measured
+/// (debug build, 2 shared cores, 2026-11-26): 379, 379, 380, 380, 380, 382, 400 ms run alone;
+/// 339, 359, 380, 400 ms with the whole `calls` binary running. The endpointer needs
 /// `barge_in_ms` (300 ms) of frames scored as speech before it interrupts, so that a cough or
 /// an "oh" does not (next test); the other ~80 ms are Silero rising from digital silence, its
 /// 32 ms chunks at 8 kHz, and tick alignment (with `barge_in_ms` set to 20 ms as a check, the
