@@ -79,7 +79,7 @@ impl Default for EndpointerConfig {
             end_silence_ms: 400,
             short_end_silence_ms: 200,
             short_turn_ms: 800,
-            barge_in_ms: 300,
+            barge_in_ms: 200,
             pre_roll_ms: 200,
             // 15 s at 16 kHz is 480 KB per call; longer monologues arrive as several turns.
             max_turn_ms: 15_000,
@@ -505,9 +505,9 @@ mod tests {
         let mut run = Run::default();
         ep.set_bot_speaking(true);
         feed(&mut ep, &mut run, &seq(&[ms(QUIET, 500), ms(SPEECH, 400)]));
-        // Fires once barge_in_ms (300 ms = 15 frames) of speech is in, before the turn starts.
-        assert_eq!(run.barge_ins, vec![25 + 15 - 1]);
-        assert_eq!(run.started, vec![25 + 15 - 1]);
+        // Fires once barge_in_ms (200 ms = 10 frames) of speech is in, before the turn starts.
+        assert_eq!(run.barge_ins, vec![25 + 10 - 1]);
+        assert_eq!(run.started, vec![25 + 10 - 1]);
         ep.set_bot_speaking(false);
         feed(&mut ep, &mut run, &ms(QUIET, 600));
         assert_eq!(run.ended.len(), 1);
@@ -522,7 +522,8 @@ mod tests {
         assert_eq!(run.started.len(), 1);
         ep.set_bot_speaking(true);
         feed(&mut ep, &mut run, &ms(SPEECH, 400));
-        assert_eq!(run.barge_ins, vec![14]);
+        // The 10 frames before the bot spoke count: barge_in_ms (10 frames) is reached at once.
+        assert_eq!(run.barge_ins, vec![10]);
     }
 
     #[test]

@@ -16,15 +16,23 @@ mod support {
 }
 
 mod cancel;
+mod leak;
 mod personas;
 mod prewarm;
 mod records;
 mod recovery;
+mod stream_protocol;
 mod twilio_bridge;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use callcenter::config::TwilioConfig;
+use callcenter::media::decode::{DecodedAudio, decode_bytes};
+use callcenter::media::g711;
+use callcenter::telephony::simulator::callee::to_mulaw;
+use callcenter::telephony::simulator::twilio_side::TwilioSide;
+use callcenter::telephony::twilio::stream::CHUNK_SAMPLES;
 use common::{Backend, TestApp, start_app};
 use serde_json::{Value, json};
 
@@ -50,7 +58,95 @@ pub async fn app_on(backend: Backend) -> TestApp {
     .await
 }
 
+/// The auth token of the Twilio account `twilio_app` is configured with.
+pub const TWILIO_TOKEN: &str = "test-auth-token";
+/// The address Twilio believes the gateway has (signatures and TwiML URLs use it).
+pub const PUBLIC_URL: &str = "https://gw.example.com";
+
+/// A server with a Twilio account configured, for inbound calls rung through `TwilioSide`.
+pub async fn twilio_app() -> TestApp {
+    start_app(Backend::Sqlite, |config| {
+        config.telephony.models_dir = models_dir();
+        config.telephony.public_url = Some(PUBLIC_URL.into());
+        // The tests poll call status; the per-key limit is tested in the API suite.
+        config.rate_limit_per_minute = 1_000_000;
+        config.telephony.twilio = Some(TwilioConfig {
+            account_sid: "AC0000".into(),
+            auth_token: TWILIO_TOKEN.into(),
+            caller_id: Some("+15005550006".into()),
+            // Nothing listens there: these tests never place an outbound call.
+            api_base: "http://127.0.0.1:9".into(),
+        });
+    })
+    .await
+}
+
+/// Twilio's side of calls to `app` (a `twilio_app`).
+pub fn twilio_side(app: &TestApp) -> TwilioSide {
+    TwilioSide {
+        listen_base: app.base.clone(),
+        public_url: PUBLIC_URL.into(),
+        account_sid: "AC0000".into(),
+        auth_token: TWILIO_TOKEN.into(),
+    }
+}
+
+/// What a synthetic caller says, as the µ-law it sends: the real TTS voice, with the clip's
+/// leading and trailing silence cut so that its first and last 20 ms frames are voiced
+/// (louder than -40 dBFS): the first frame sent is the start of speech, and the peer's
+/// `DoneSpeaking` its end.
+pub async fn caller_speech(app: &TestApp, text: &str) -> Vec<u8> {
+    let engine = app.state.calls.speech().await.expect("speech models load");
+    let synthesis = engine.tts.synthesize(None, text).await.expect("the caller's line synthesizes");
+    let mulaw = to_mulaw(&synthesis.samples, synthesis.sample_rate);
+    let voiced: Vec<bool> = mulaw.chunks(CHUNK_SAMPLES).map(is_voiced).collect();
+    let first = voiced.iter().position(|&v| v).expect("the caller's line has voiced audio");
+    let last = voiced.iter().rposition(|&v| v).expect("checked above");
+    mulaw[first * CHUNK_SAMPLES..((last + 1) * CHUNK_SAMPLES).min(mulaw.len())].to_vec()
+}
+
+/// RMS of a 20 ms frame that counts as voiced: -40 dBFS.
+const VOICED_RMS: f64 = 32768.0 * 0.01;
+
+/// Whether a µ-law frame is louder than -40 dBFS.
+pub fn is_voiced(frame: &[u8]) -> bool {
+    let mut pcm = vec![0i16; frame.len()];
+    g711::decode_ulaw(frame, &mut pcm);
+    let energy: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (energy / pcm.len().max(1) as f64).sqrt() >= VOICED_RMS
+}
+
 impl TestApp {
+    /// Creates a template of `steps` and points our number `phone` at it.
+    pub async fn number_running(&self, phone: &str, name: &str, steps: Value) {
+        let (status, template) = self.post("/v1/templates", json!({"name": name, "steps": steps})).await;
+        assert_eq!(status, 201, "{template}");
+        let (status, number) =
+            self.post("/v1/phone-numbers", json!({"phone": phone, "templateId": template["id"]})).await;
+        assert_eq!(status, 201, "{number}");
+    }
+
+    pub async fn transcript(&self, id: &str) -> Value {
+        let (status, body) = self.get_json(&format!("/v1/calls/{id}/transcript")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// The call's recording, which must be a WAV.
+    pub async fn recording(&self, id: &str) -> DecodedAudio {
+        let response = self
+            .client
+            .get(format!("{}/v1/calls/{id}/recording", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET recording of {id}");
+        assert_eq!(response.headers()["content-type"], "audio/wav");
+        let bytes = response.bytes().await.unwrap().to_vec();
+        decode_bytes(bytes, Some("wav")).expect("a playable WAV")
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .client

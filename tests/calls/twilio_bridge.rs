@@ -3,29 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use callcenter::config::TwilioConfig;
 use callcenter::telephony::simulator::peer::{self, PeerEvent, StreamStart};
 use callcenter::telephony::twilio::signature;
 
-use crate::common::{Backend, start_app};
-use crate::models_dir;
+use crate::twilio_app;
 
-const TOKEN: &str = "test-auth-token";
-
-async fn twilio_app() -> crate::common::TestApp {
-    start_app(Backend::Sqlite, |config| {
-        config.telephony.models_dir = models_dir();
-        config.telephony.public_url = Some("https://gw.example.com".into());
-        config.telephony.twilio = Some(TwilioConfig {
-            account_sid: "AC0000".into(),
-            auth_token: TOKEN.into(),
-            caller_id: Some("+15005550006".into()),
-            // Nothing listens there: these tests never place a call.
-            api_base: "http://127.0.0.1:9".into(),
-        });
-    })
-    .await
-}
+const TOKEN: &str = crate::TWILIO_TOKEN;
 
 fn form(params: &[(&str, &str)]) -> (Vec<(String, String)>, String) {
     let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -193,7 +193,8 @@ async fn ring_and_talk(state: &AppState, call: &Call, persona: Persona) -> Resul
     }
 }
 
-fn to_mulaw(samples: &[i16], rate: u32) -> Vec<u8> {
+/// TTS output (`rate` Hz PCM) as 8 kHz µ-law, the way a phone would send it.
+pub fn to_mulaw(samples: &[i16], rate: u32) -> Vec<u8> {
     let floats: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
     let at_8k = resample_clip(&floats, rate, 8000).unwrap_or_default();
     let pcm: Vec<i16> = at_8k.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect();

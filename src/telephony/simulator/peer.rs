@@ -37,6 +37,8 @@ pub enum PeerCommand {
     Dtmf(char),
     /// Send a raw text frame (tests: garbage and out-of-order messages).
     Raw(String),
+    /// Send a binary frame (Twilio only sends text; tests: a stray binary frame).
+    RawBinary(Vec<u8>),
     /// Send `stop` and close, as Twilio does when the call ends.
     HangUp,
     /// Close the socket without `stop` (a dropped connection).
@@ -214,8 +216,9 @@ async fn run(
                 let message = match command {
                     Some(PeerCommand::Speak(audio)) => { mouth.extend(audio); continue; }
                     Some(PeerCommand::Hush) => { mouth.clear(); continue; }
-                    Some(PeerCommand::Dtmf(digit)) => wire.dtmf(digit),
-                    Some(PeerCommand::Raw(text)) => text,
+                    Some(PeerCommand::Dtmf(digit)) => Message::text(wire.dtmf(digit)),
+                    Some(PeerCommand::Raw(text)) => Message::text(text),
+                    Some(PeerCommand::RawBinary(bytes)) => Message::binary(bytes),
                     Some(PeerCommand::HangUp) | None => {
                         let stop = wire.stop(&start);
                         let _ = sink.send(Message::text(stop)).await;
@@ -224,7 +227,7 @@ async fn run(
                     }
                     Some(PeerCommand::Drop) => break,
                 };
-                if sink.send(Message::text(message)).await.is_err() {
+                if sink.send(message).await.is_err() {
                     break;
                 }
             }

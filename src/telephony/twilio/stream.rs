@@ -190,38 +190,62 @@ impl Outbound<'_> {
 
 /// Puts inbound media chunks back in order. A chunk that arrives after its turn has passed is
 /// dropped; a chunk that never arrives is replaced by silence once `window` later chunks have
-/// arrived, so a lost packet costs 20 ms of silence rather than a stalled call.
+/// arrived, so a lost packet costs 20 ms of silence rather than a stalled call. Chunks more
+/// than [`FAR_AHEAD`] ahead are held apart: more than `window` of them with no chunk near the
+/// count in between means the stream jumped (a reconnect) and the count restarts there; a
+/// chunk near the count means they were stray, and they are dropped. One garbage chunk number
+/// thus neither makes every later chunk "late" nor floods the call with silence.
 #[derive(Debug)]
 pub struct MediaReorder {
     next: u64,
     window: usize,
     pending: BTreeMap<u64, Vec<u8>>,
+    /// Chunks far ahead of `next`, until they prove to be the stream or stray.
+    ahead: BTreeMap<u64, Vec<u8>>,
     /// Chunks replaced by silence so far.
     pub lost: u64,
-    /// Chunks that arrived too late or twice and were dropped.
+    /// Chunks that arrived too late or twice, or far ahead of a stream that went on, and were
+    /// dropped.
     pub late: u64,
 }
+
+/// Chunks ahead of the next expected one beyond which a chunk is not just out of order (1 s).
+pub const FAR_AHEAD: u64 = 50;
 
 /// µ-law silence (the code for 0).
 pub const MULAW_SILENCE: u8 = 0xFF;
 
 impl MediaReorder {
     pub fn new(window: usize) -> Self {
-        MediaReorder { next: 1, window: window.max(1), pending: BTreeMap::new(), lost: 0, late: 0 }
+        MediaReorder {
+            next: 1,
+            window: window.max(1),
+            pending: BTreeMap::new(),
+            ahead: BTreeMap::new(),
+            lost: 0,
+            late: 0,
+        }
     }
 
     /// Takes one chunk; `pop` then gives back every chunk now ready, in order.
     pub fn push(&mut self, chunk: u64, payload: Vec<u8>) {
-        if chunk < self.next || self.pending.contains_key(&chunk) {
+        if chunk < self.next || self.pending.contains_key(&chunk) || self.ahead.contains_key(&chunk) {
             self.late += 1;
             return;
         }
-        // A stream that starts (or jumps) far ahead, e.g. after a reconnect, restarts the count
-        // instead of emitting minutes of silence.
-        if chunk > self.next + 50 * 60 {
-            self.pending.clear();
-            self.next = chunk;
+        if chunk > self.next + FAR_AHEAD {
+            self.ahead.insert(chunk, payload);
+            // A stream that starts (or jumps) far ahead, e.g. after a reconnect, restarts the
+            // count instead of emitting seconds of silence.
+            if self.ahead.len() > self.window {
+                self.pending = std::mem::take(&mut self.ahead);
+                self.next = self.pending.keys().next().copied().unwrap_or(chunk);
+            }
+            return;
         }
+        // The stream near the count goes on: whatever came far ahead of it was stray.
+        self.late += self.ahead.len() as u64;
+        self.ahead.clear();
         self.pending.insert(chunk, payload);
     }
 
@@ -337,5 +361,20 @@ mod tests {
         // 5 turns up after its slot was filled; a duplicate of 8 too: both dropped.
         assert_eq!(run(&mut reorder, &[5, 8, 9]), vec![9]);
         assert_eq!(reorder.late, 2);
+    }
+
+    #[test]
+    fn stray_chunks_far_ahead_are_dropped_but_a_stream_that_jumps_is_followed() {
+        let mut reorder = MediaReorder::new(2);
+        // One garbage chunk number mid-stream, then a few: the stream goes on untouched.
+        assert_eq!(run(&mut reorder, &[1, 2, 999_999, 3, 4]), vec![1, 2, 3, 4]);
+        assert_eq!(run(&mut reorder, &[1000, 1001, 5, 1002, 1003, 6]), vec![5, 6]);
+        assert_eq!((reorder.lost, reorder.late), (0, 5));
+        // A chunk out of order within the window is still put back in place.
+        assert_eq!(run(&mut reorder, &[8, 7]), vec![7, 8]);
+        // The stream restarts 5 000 chunks on (more than `window` chunks there, none near 9).
+        let jumped: Vec<u64> = (5000..5005).collect();
+        assert_eq!(run(&mut reorder, &jumped), jumped.iter().map(|&c| c as u8).collect::<Vec<_>>());
+        assert_eq!(reorder.lost, 0);
     }
 }
