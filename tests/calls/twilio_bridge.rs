@@ -170,3 +170,23 @@ async fn an_inbound_call_to_one_of_our_numbers_runs_its_template_and_ends_as_an_
     let said = transcript.to_string();
     assert!(said.contains("Thank you for calling Acme"), "{transcript}");
 }
+
+#[tokio::test]
+async fn webhooks_by_get_are_signed_over_the_url_with_its_query() {
+    let app = twilio_app().await;
+    let (_, query) = form(&[("CallSid", "CA1"), ("From", "+14155550100"), ("To", "+14155550199")]);
+    let path = format!("/twilio/voice?{query}");
+    let signed = signature::sign(TOKEN, &format!("https://gw.example.com{path}"), &[]);
+    let response =
+        app.client.get(format!("{}{path}", app.base)).header("x-twilio-signature", &signed).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let twiml = response.text().await.unwrap();
+    assert!(twiml.contains("<Hangup/>"), "an unknown number: {twiml}");
+
+    // The same signature does not cover another query, and an unsigned GET is refused.
+    let tampered = format!("{}/twilio/voice?{}", app.base, query.replace("CA1", "CA2"));
+    let response = app.client.get(tampered).header("x-twilio-signature", &signed).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let response = app.client.get(format!("{}/twilio/status?{query}", app.base)).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+}

@@ -35,8 +35,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/twilio/voice", post(voice))
-        .route("/twilio/status", post(status))
+        // Twilio calls webhooks with POST by default; a number may be set to GET, which
+        // carries the parameters in the query (signed as part of the URL).
+        .route("/twilio/voice", post(voice).get(voice_by_get))
+        .route("/twilio/status", post(status).get(status_by_get))
         .route("/twilio/stream", get(stream))
 }
 
@@ -48,19 +50,24 @@ fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
-/// The form parameters of a Twilio webhook, if its signature is valid.
+/// The parameters of a Twilio webhook, if its signature is valid: the form body of a POST
+/// (signed after the URL), or the query of a GET (signed as part of the URL).
 fn verified_params(
     state: &AppState,
     uri: &OriginalUri,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: Option<&Bytes>,
 ) -> Option<Vec<(String, String)>> {
     let twilio = state.config.telephony.twilio.as_ref()?;
     let signature = headers.get("x-twilio-signature")?.to_str().ok()?;
-    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     let path_and_query = uri.0.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{}", state.config.public_base_url(), path_and_query);
-    signature::verify(&twilio.auth_token, &url, &params, signature).then_some(params)
+    let (params, signed_after_url) = match body {
+        Some(body) => (form_urlencoded::parse(body).into_owned().collect::<Vec<_>>(), true),
+        None => (form_urlencoded::parse(uri.0.query().unwrap_or("").as_bytes()).into_owned().collect(), false),
+    };
+    let signed = if signed_after_url { params.as_slice() } else { &[] };
+    signature::verify(&twilio.auth_token, &url, signed, signature).then_some(params)
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -72,12 +79,21 @@ fn query_call_id(uri: &OriginalUri) -> Option<Id> {
     form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "callId").and_then(|(_, v)| Id::parse(&v).ok())
 }
 
-/// TwiML for a call we placed that was just answered (`?callId=`), or for an inbound call.
 async fn voice(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(params) = verified_params(&state, &uri, &headers, &body) else { return forbidden() };
-    let result = match query_call_id(&uri) {
-        Some(call_id) => outbound_twiml(&state, &call_id).await,
-        None => inbound_twiml(&state, &params).await,
+    let Some(params) = verified_params(&state, &uri, &headers, Some(&body)) else { return forbidden() };
+    answer_voice(&state, &uri, &params).await
+}
+
+async fn voice_by_get(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap) -> Response {
+    let Some(params) = verified_params(&state, &uri, &headers, None) else { return forbidden() };
+    answer_voice(&state, &uri, &params).await
+}
+
+/// TwiML for a call we placed that was just answered (`?callId=`), or for an inbound call.
+async fn answer_voice(state: &AppState, uri: &OriginalUri, params: &[(String, String)]) -> Response {
+    let result = match query_call_id(uri) {
+        Some(call_id) => outbound_twiml(state, &call_id).await,
+        None => inbound_twiml(state, params).await,
     };
     match result {
         Ok(body) => xml(body),
@@ -126,10 +142,19 @@ async fn inbound_twiml(state: &AppState, params: &[(String, String)]) -> Result<
 /// Twilio's status callbacks. A call that ends unanswered is closed here; one that was
 /// answered is closed by its session when the stream stops.
 async fn status(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(params) = verified_params(&state, &uri, &headers, &body) else { return forbidden() };
-    let call_id = match query_call_id(&uri) {
+    let Some(params) = verified_params(&state, &uri, &headers, Some(&body)) else { return forbidden() };
+    apply_status_callback(&state, &uri, &params).await
+}
+
+async fn status_by_get(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap) -> Response {
+    let Some(params) = verified_params(&state, &uri, &headers, None) else { return forbidden() };
+    apply_status_callback(&state, &uri, &params).await
+}
+
+async fn apply_status_callback(state: &AppState, uri: &OriginalUri, params: &[(String, String)]) -> Response {
+    let call_id = match query_call_id(uri) {
         Some(id) => Some(id),
-        None => match param(&params, "CallSid") {
+        None => match param(params, "CallSid") {
             Some(sid) => {
                 call_sessions::find_by_carrier_call(&state.db, "twilio", sid).await.ok().flatten().map(|(_, id)| id)
             }
@@ -137,13 +162,13 @@ async fn status(State(state): State<AppState>, uri: OriginalUri, headers: Header
         },
     };
     let Some(call_id) = call_id else { return StatusCode::NO_CONTENT.into_response() };
-    let duration = param(&params, "CallDuration").and_then(|d| d.parse().ok());
-    let Some(report) = param(&params, "CallStatus")
-        .and_then(|s| CarrierStatus::from_twilio(s, duration, param(&params, "AnsweredBy")))
+    let duration = param(params, "CallDuration").and_then(|d| d.parse().ok());
+    let Some(report) =
+        param(params, "CallStatus").and_then(|s| CarrierStatus::from_twilio(s, duration, param(params, "AnsweredBy")))
     else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    if let Err(error) = apply_status(&state, &call_id, &params, report).await {
+    if let Err(error) = apply_status(state, &call_id, params, report).await {
         tracing::warn!(call = %call_id, %error, "cannot apply a Twilio status callback");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
