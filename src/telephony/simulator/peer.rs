@@ -55,6 +55,9 @@ pub enum PeerEvent {
     Cleared { at: Instant },
     /// The last frame of a `Speak` went out.
     DoneSpeaking { at: Instant },
+    /// A `media` message of the gateway's arrived (before it is queued for playback); the
+    /// benches time the gateway's pacing by these.
+    MediaReceived { at: Instant },
     /// The socket closed (by the gateway, or after `HangUp`/`Drop`).
     Closed,
 }
@@ -154,9 +157,9 @@ impl Wire {
 }
 
 async fn emit(events: &mpsc::Sender<PeerEvent>, event: PeerEvent) {
-    // `Heard` frames may be dropped when the reader falls behind (the clock must not wait for
-    // it); the other events are rare and must arrive, in order.
-    if matches!(event, PeerEvent::Heard { .. }) {
+    // `Heard` frames and arrivals may be dropped when the reader falls behind (the clock must
+    // not wait for it); the other events are rare and must arrive, in order.
+    if matches!(event, PeerEvent::Heard { .. } | PeerEvent::MediaReceived { .. }) {
         let _ = events.try_send(event);
     } else {
         let _ = events.send(event).await;
@@ -233,6 +236,7 @@ async fn run(
             }
             message = stream.next() => {
                 let Some(Ok(message)) = message else { break };
+                let received_at = Instant::now();
                 let text = match message {
                     Message::Text(text) => text,
                     Message::Close(_) => break,
@@ -242,6 +246,7 @@ async fn run(
                 match value.get("event").and_then(|e| e.as_str()) {
                     Some("media") => {
                         use base64::Engine;
+                        emit(&events, PeerEvent::MediaReceived { at: received_at }).await;
                         if let Some(payload) = value.pointer("/media/payload").and_then(|p| p.as_str())
                             && let Ok(audio) = base64::engine::general_purpose::STANDARD.decode(payload)
                         {
