@@ -726,8 +726,11 @@ fn caller_turn(heard: Heard, turns: &mut Vec<Turn>, dialogue: &mut Dialogue) -> 
         }
         Ok(_) => Vec::new(),
         Err(error) => {
+            // The caller said something we could not transcribe (the pool stayed full): an
+            // unclear answer, so the dialogue asks again now rather than after its timeout.
             tracing::warn!(%error, "speech-to-text failed for a caller turn");
-            Vec::new()
+            dialogue
+                .handle(DialogueEvent::CallerTurn { text: String::new(), confidence: 0.0 }, Instant::now().into_std())
         }
     }
 }
@@ -810,6 +813,27 @@ fn spawn_line(engine: &Arc<SpeechEngine>, line: LineId, text: String, out: mpsc:
     });
 }
 
+/// How long a caller turn may wait for the STT pool to take it when it is full: a turn is the
+/// caller's answer, so it is worth a short wait; past this the caller is asked again at once.
+const STT_ADMISSION_WAIT: Duration = Duration::from_secs(2);
+
+/// Transcribes on the pool, trying again every 100 ms while it is full (up to
+/// `STT_ADMISSION_WAIT`); the pool's bounded queue stays the back-pressure.
+async fn transcribe_when_admitted(
+    engine: &SpeechEngine,
+    audio_16k: Vec<f32>,
+) -> Result<crate::speech::stt::Transcript, crate::speech::SpeechError> {
+    let deadline = Instant::now() + STT_ADMISSION_WAIT;
+    loop {
+        match engine.stt.transcribe(audio_16k.clone()).await {
+            Err(crate::speech::SpeechError::Overloaded(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Transcribes a caller turn (8 kHz) on the STT pool.
 fn spawn_transcription(
     engine: &Arc<SpeechEngine>,
@@ -823,7 +847,7 @@ fn spawn_transcription(
     tokio::spawn(async move {
         let samples: Vec<f32> = audio.iter().map(|&s| f32::from(s) / 32768.0).collect();
         let result = match resample_clip(&samples, RATE, 16_000) {
-            Ok(audio_16k) => engine.stt.transcribe(audio_16k).await,
+            Ok(audio_16k) => transcribe_when_admitted(&engine, audio_16k).await,
             Err(error) => Err(crate::speech::SpeechError::InvalidInput(error.to_string())),
         };
         let _ = out.send(Heard { id, start_ms, end_ms, result }).await;

@@ -484,18 +484,23 @@ pub fn strip_markers(text: &str) -> String {
 }
 
 /// Cuts a decoding loop short: when the text ends in a run of at least three words repeated
-/// back to back (the last copy possibly cut off by the token budget), one copy is kept
-/// ("What your country can do for you. What your country can do for you. What your" -> "What
-/// your country can do for you."). Whisper falls into such loops when it cannot see where the
-/// audio ends, which a shrunk context makes more likely. Shorter repeats ("no, no, no") are speech
-/// and stay.
+/// back to back, or of two words repeated three times (the last copy possibly cut off by the
+/// token budget), one copy is kept ("What your country can do for you. What your country can
+/// do for you. What your" -> "What your country can do for you."). Whisper falls into such
+/// loops when it cannot see where the audio ends, which a shrunk context makes more likely.
+/// Shorter repeats ("no, no, no", "thank you thank you") are speech and stay.
 pub fn collapse_repetition(text: &str) -> String {
-    const MIN_UNIT: usize = 3;
     let words: Vec<&str> = text.split_whitespace().collect();
     let keys: Vec<String> = words.iter().map(|w| normalize_words(w).concat()).collect();
     let n = keys.len();
     for start in 0..n {
-        for unit in MIN_UNIT..=(n - start) / 2 {
+        for unit in 2..=(n - start) / 2 {
+            // A two-word phrase said twice is ordinary speech ("thank you thank you"); three
+            // times in a row, to the end of the clip, it is the decoder looping.
+            let repeats = if unit >= 3 { 2 } else { 3 };
+            if n - start < unit * repeats {
+                continue;
+            }
             let periodic = (start + unit..n).all(|i| keys[i] == keys[start + (i - start) % unit]);
             if periodic {
                 return words[..start + unit].join(" ");
@@ -562,6 +567,7 @@ mod tests {
         // Speech that repeats short words, or says something once, is left alone.
         assert_eq!(collapse_repetition("No, no, no, no."), "No, no, no, no.");
         assert_eq!(collapse_repetition("thank you thank you"), "thank you thank you");
+        assert_eq!(collapse_repetition("Yes, please. Yes, please. Yes, please. Yes,"), "Yes, please.");
         let jfk = "ask not what your country can do for you ask what you can do for your country";
         assert_eq!(collapse_repetition(jfk), jfk);
         assert_eq!(collapse_repetition(""), "");
