@@ -78,7 +78,7 @@ impl Caller {
                 PeerEvent::Mark { name, .. } => self.marks.push(name.clone()),
                 PeerEvent::Cleared { at } => self.cleared.push(*at),
                 PeerEvent::Closed => self.closed = true,
-                PeerEvent::DoneSpeaking { .. } => {}
+                PeerEvent::DoneSpeaking { .. } | PeerEvent::MediaReceived { .. } => {}
             }
             if let Some(value) = check(&event, self) {
                 return value;
