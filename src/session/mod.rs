@@ -255,15 +255,15 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A running session's watch: registered with the node for cancels, polling the database for
 /// a cancel made elsewhere, and writing the call's heartbeat; all undone when the session
 /// ends, however it ends.
-struct CancelWatch {
+struct SessionWatch {
     signal: Arc<tokio::sync::Notify>,
     poll: tokio::task::JoinHandle<()>,
     runtime: Arc<runtime::CallRuntime>,
     call_id: Id,
 }
 
-impl CancelWatch {
-    fn start(state: &AppState, call_id: &Id) -> CancelWatch {
+impl SessionWatch {
+    fn start(state: &AppState, call_id: &Id) -> SessionWatch {
         let signal = state.calls.hang_up_signal(call_id);
         let poll = tokio::spawn({
             let db = state.db.clone();
@@ -287,11 +287,11 @@ impl CancelWatch {
                 }
             }
         });
-        CancelWatch { signal, poll, runtime: state.calls.clone(), call_id: call_id.clone() }
+        SessionWatch { signal, poll, runtime: state.calls.clone(), call_id: call_id.clone() }
     }
 }
 
-impl Drop for CancelWatch {
+impl Drop for SessionWatch {
     fn drop(&mut self) {
         self.poll.abort();
         self.runtime.forget_hang_up(&self.call_id);
@@ -326,7 +326,7 @@ async fn run_inner(
 ) -> Result<(), SessionError> {
     let started = Instant::now();
     let answered_at = state.clock.now();
-    let cancel_watch = CancelWatch::start(state, &setup.call.id);
+    let session_watch = SessionWatch::start(state, &setup.call.id);
     let (mut ws_tx, mut ws_rx) = socket.split();
 
     let mut dialogue = Dialogue::new(
@@ -524,7 +524,7 @@ async fn run_inner(
                     actions = caller_turn(heard, &mut turns, &mut dialogue);
                 }
             }
-            _ = cancel_watch.signal.notified() => {
+            _ = session_watch.signal.notified() => {
                 actions = dialogue.handle(DialogueEvent::Cancelled, Instant::now().into_std());
                 flush_actions(&mut actions, &mut ending);
                 let _ = ws_tx.close().await;
