@@ -146,7 +146,14 @@ async fn place(state: &AppState, call: Call) -> Result<(), crate::store::StoreEr
     call_sessions::open_leg(&state.db, &call.account_id, &call.id, carrier.name(), state.clock.now()).await?;
     match carrier.place(state, &call).await {
         Ok(Some(carrier_call_id)) => {
-            call_sessions::set_carrier_call_id(&state.db, &call.id, &carrier_call_id, state.clock.now()).await
+            call_sessions::set_carrier_call_id(&state.db, &call.id, &carrier_call_id, state.clock.now()).await?;
+            // Cancelled while the carrier was being asked: the cancel found no leg to end yet.
+            if calls::is_cancelled(&state.db, &call.id).await?
+                && let Err(error) = carrier.hang_up(&carrier_call_id, false).await
+            {
+                tracing::warn!(call = %call.id, %error, "the carrier did not take the hang-up");
+            }
+            Ok(())
         }
         Ok(None) => Ok(()),
         Err(error) => end_unanswered(state, &call, CarrierStatus::Failed { reason: error.to_string() }).await,
