@@ -90,7 +90,12 @@ fn main() -> anyhow::Result<()> {
         Some("voice") => runtime.block_on(server(Mode::Voice, levels(args.get(1), &[1, 5, 10, 20, 50])?)),
         Some("media") => runtime.block_on(server(Mode::Media, levels(args.get(1), &[10, 50, 100, 200])?)),
         Some("callers") => runtime.block_on(callers(&args[1..])),
-        _ => bail!("usage: cargo bench --bench calls -- voice|media [N,N,...]"),
+        Some(other) => bail!("unknown mode {other:?}; usage: cargo bench --bench calls -- voice|media [N,N,...]"),
+        // `cargo test --all-targets` runs bench binaries without arguments: say how to run it.
+        None => {
+            eprintln!("usage: cargo bench --bench calls -- voice|media [N,N,...]");
+            Ok(())
+        }
     }
 }
 
