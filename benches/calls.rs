@@ -22,7 +22,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -33,7 +33,7 @@ use callcenter::media::decode::resample_clip;
 use callcenter::media::g711;
 use callcenter::telephony::simulator::peer::{PeerCommand, PeerEvent};
 use callcenter::telephony::simulator::twilio_side::TwilioSide;
-use common::{Backend, TestApp, start_app};
+use common::{Backend, TestApp, models_dir, start_app};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -121,20 +121,8 @@ impl Mode {
     }
 }
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("CALLCENTER_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")))
-}
-
-/// Resident set of this process, KiB.
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    callcenter::process::resident_kib().unwrap_or(0)
 }
 
 fn load_average() -> String {

@@ -385,12 +385,7 @@ fn allocations(model: &Arc<VadModel>, audio: &Audio) {
 }
 
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    callcenter::process::resident_kib().unwrap_or(0)
 }
 
 /// Memory, measured in a fresh process before anything else runs (RSS never shrinks much).

@@ -29,14 +29,7 @@ fn paths() -> ModelPaths {
 }
 
 fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+    callcenter::process::resident_kib().unwrap_or(0) as f64 / 1024.0
 }
 
 /// The machine's 1-minute load average (other jobs share these 2 cores).

@@ -13,6 +13,7 @@
 //! - `speech`: the models (Silero VAD, whisper STT, Piper TTS), loaded once and pooled.
 //! - `dialogue`: the per-call step engine, answer classifier, voicemail and beep detection (pure).
 //! - `session`: one task per call (media, dialogue, recorder), the dispatcher, inbound calls.
+//! - `process`: the process's own resident memory (for `/metrics` and the benches).
 //! - `telephony`: transports and carriers: Twilio (stream codec, webhooks, REST), the simulator.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod dialogue;
 pub mod domain;
 pub mod media;
+pub mod process;
 pub mod session;
 pub mod speech;
 pub mod store;

@@ -23,6 +23,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(kib) = crate::process::resident_kib() {
+        metrics::gauge!("process_resident_memory_bytes").set((kib * 1024) as f64);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 

@@ -364,6 +364,8 @@ async fn run_inner(
     // Each finished turn is saved as it happens (a crash loses no turn; the API shows the
     // conversation live); a writer task keeps only the latest copy pending.
     let (transcript_tx, transcript_rx) = tokio::sync::watch::channel(Vec::<Turn>::new());
+    // Turns handed to the writer so far (checked every loop pass: no lock on the frame path).
+    let mut turns_sent = 0;
     let transcript_writer = tokio::spawn(save_transcript_as_it_grows(
         state.clone(),
         setup.account_id.clone(),
@@ -384,7 +386,8 @@ async fn run_inner(
     let mut actions = dialogue.handle(DialogueEvent::Answered, started.into_std());
     let mut prewarmed = false;
     'call: loop {
-        if transcript_tx.borrow().len() != turns.len() {
+        if turns_sent != turns.len() {
+            turns_sent = turns.len();
             transcript_tx.send_replace(turns.clone());
         }
         // Perform what the dialogue asked for.

@@ -420,6 +420,15 @@ pub struct DueCall {
     pub status: CallStatus,
 }
 
+fn due_call(row: &sqlx::any::AnyRow) -> StoreResult<DueCall> {
+    let status = row.text("status")?;
+    Ok(DueCall {
+        account_id: Id::from_trusted(row.text("account_id")?),
+        id: Id::from_trusted(row.text("id")?),
+        status: CallStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+    })
+}
+
 /// Queued calls and scheduled calls whose time has come, of every account, oldest first.
 /// Several gateway nodes may read the same rows; `transition` to `ringing` decides which
 /// one places each call.
@@ -433,16 +442,7 @@ pub async fn due(db: &Db, now: Timestamp, limit: i64) -> StoreResult<Vec<DueCall
     .bind(limit)
     .fetch_all(&db.read)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let status = row.text("status")?;
-            Ok(DueCall {
-                account_id: Id::from_trusted(row.text("account_id")?),
-                id: Id::from_trusted(row.text("id")?),
-                status: CallStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-            })
-        })
-        .collect()
+    rows.iter().map(due_call).collect()
 }
 
 /// Live calls nobody is running any more: answered calls (also those cancelled while in
@@ -466,16 +466,7 @@ pub async fn orphaned(
     .bind(limit)
     .fetch_all(&db.read)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let status = row.text("status")?;
-            Ok(DueCall {
-                account_id: Id::from_trusted(row.text("account_id")?),
-                id: Id::from_trusted(row.text("id")?),
-                status: CallStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-            })
-        })
-        .collect()
+    rows.iter().map(due_call).collect()
 }
 
 /// The fields of a call that the webhook payloads carry (the spec's `data` object).

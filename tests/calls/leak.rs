@@ -36,15 +36,9 @@ const RSS_SECOND_HALF_BOUND: u64 = 6 << 20;
 /// client keeps no idle connections, and the count is read once it has held still for 1 s.
 const TASK_SLACK: usize = 0;
 
-/// Resident set size of this process (the server runs in it), from `VmRSS` in kB.
+/// Resident set size of this process (the server runs in it).
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
+    callcenter::process::resident_kib().expect("VmRSS in /proc/self/status") * 1024
 }
 
 fn alive_tasks() -> usize {

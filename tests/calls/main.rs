@@ -24,7 +24,6 @@ mod recovery;
 mod stream_protocol;
 mod twilio_bridge;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use callcenter::config::TwilioConfig;
@@ -36,11 +35,7 @@ use callcenter::telephony::twilio::stream::CHUNK_SAMPLES;
 use common::{Backend, TestApp, start_app};
 use serde_json::{Value, json};
 
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("CALLCENTER_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")))
-}
+pub use common::models_dir;
 
 pub async fn app() -> TestApp {
     app_on(Backend::Sqlite).await

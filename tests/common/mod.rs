@@ -64,6 +64,15 @@ pub enum Backend {
     Postgres,
 }
 
+/// The speech models: `CALLCENTER_MODELS_DIR`, else the repository's `models/` (filled by
+/// `bash models/fetch.sh`, which `make test` runs). The API and webhook suites need no models.
+#[allow(dead_code)]
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("CALLCENTER_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")))
+}
+
 /// The PostgreSQL server the suites use; `make test` starts it. A missing server
 /// fails the PostgreSQL half of a suite: it is never skipped.
 pub fn pg_admin_url() -> String {

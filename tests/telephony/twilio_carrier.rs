@@ -2,7 +2,6 @@
 //! "Twilio" then drives them as it would: signed status callbacks, the answered call's
 //! `/twilio/voice` and Media Stream, and the hang-up a cancel sends back to the Calls API.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use callcenter::config::TwilioConfig;
@@ -27,9 +26,7 @@ async fn gateway() -> Gateway {
     let app = start_app(Backend::Sqlite, |config| {
         config.rate_limit_per_minute = 1_000_000;
         config.telephony.public_url = Some(PUBLIC.into());
-        config.telephony.models_dir = std::env::var_os("CALLCENTER_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")));
+        config.telephony.models_dir = common::models_dir();
         config.telephony.dispatch_calls = true;
         config.telephony.twilio = Some(TwilioConfig {
             account_sid: SID.into(),
@@ -81,6 +78,12 @@ impl Gateway {
         let response =
             self.app.client.get(format!("{}/v1/calls/{id}", self.app.base)).bearer_auth(&self.app.key).send().await;
         response.unwrap().json().await.unwrap()
+    }
+
+    async fn cancel(&self, id: &str) -> (u16, Value) {
+        let url = format!("{}/v1/calls/{id}/cancel", self.app.base);
+        let response = self.app.client.post(url).bearer_auth(&self.app.key).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
     async fn wait_status(&self, id: &str, status: &str) -> Value {
@@ -197,16 +200,8 @@ async fn cancelling_a_ringing_call_hangs_it_up_at_the_carrier() {
     })
     .await;
 
-    let response = gw
-        .app
-        .client
-        .post(format!("{}/v1/calls/{id}/cancel", gw.app.base))
-        .bearer_auth(&gw.app.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = gw.cancel(&id).await;
+    assert_eq!(status, 200);
     assert_eq!(body, json!({"id": id, "status": "cancelled", "message": "Call successfully cancelled"}));
 
     let hang_up = gw.seen.requests().into_iter().find(|(path, _)| path == "Calls/CA0001.json").expect("hang-up sent");
@@ -221,13 +216,5 @@ async fn cancelling_a_ringing_call_hangs_it_up_at_the_carrier() {
     let callback = field(&gw.created(1), "StatusCallback").to_owned();
     gw.status_callback(&callback, "CA0001", "canceled", &[]).await;
     assert_eq!(gw.call(&id).await["status"], "cancelled");
-    let again = gw
-        .app
-        .client
-        .post(format!("{}/v1/calls/{id}/cancel", gw.app.base))
-        .bearer_auth(&gw.app.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
+    assert_eq!(gw.cancel(&id).await.0, 409);
 }

@@ -32,6 +32,16 @@ pub enum RingError {
     Connect(#[from] PeerError),
 }
 
+/// The call a voice webhook describes (Twilio's `CallSid`, `From`, `To`, `CallStatus`,
+/// `Direction`).
+struct VoiceCall<'a> {
+    call_sid: &'a str,
+    from: &'a str,
+    to: &'a str,
+    status: &'a str,
+    direction: &'a str,
+}
+
 /// A call whose media stream is open.
 pub struct InboundCall {
     /// Our call id, from the stream's `callId` parameter.
@@ -69,16 +79,8 @@ impl TwilioSide {
         to: &str,
         call_sid: &str,
     ) -> Result<InboundCall, RingError> {
-        let params = [
-            ("AccountSid", self.account_sid.as_str()),
-            ("CallSid", call_sid),
-            ("From", from),
-            ("To", to),
-            ("CallStatus", "ringing"),
-            ("Direction", "inbound"),
-            ("ApiVersion", "2010-04-01"),
-        ];
-        self.follow_voice_webhook(client, "/twilio/voice", &params, call_sid).await
+        let call = VoiceCall { call_sid, from, to, status: "ringing", direction: "inbound" };
+        self.follow_voice_webhook(client, "/twilio/voice", call).await
     }
 
     /// The callee of a call we placed picks up: Twilio fetches the call's `Url` (our
@@ -91,26 +93,28 @@ impl TwilioSide {
         to: &str,
         call_sid: &str,
     ) -> Result<InboundCall, RingError> {
-        let params = [
-            ("AccountSid", self.account_sid.as_str()),
-            ("CallSid", call_sid),
-            ("From", from),
-            ("To", to),
-            ("CallStatus", "in-progress"),
-            ("Direction", "outbound-api"),
-            ("ApiVersion", "2010-04-01"),
-        ];
-        self.follow_voice_webhook(client, voice_path_and_query, &params, call_sid).await
+        let call = VoiceCall { call_sid, from, to, status: "in-progress", direction: "outbound-api" };
+        self.follow_voice_webhook(client, voice_path_and_query, call).await
     }
 
+    /// Posts the voice webhook Twilio sends for `call` and opens the stream of its TwiML.
     async fn follow_voice_webhook(
         &self,
         client: &reqwest::Client,
         path_and_query: &str,
-        params: &[(&str, &str)],
-        call_sid: &str,
+        call: VoiceCall<'_>,
     ) -> Result<InboundCall, RingError> {
-        let response = self.post_signed(client, path_and_query, params).await?;
+        let call_sid = call.call_sid;
+        let params = [
+            ("AccountSid", self.account_sid.as_str()),
+            ("CallSid", call_sid),
+            ("From", call.from),
+            ("To", call.to),
+            ("CallStatus", call.status),
+            ("Direction", call.direction),
+            ("ApiVersion", "2010-04-01"),
+        ];
+        let response = self.post_signed(client, path_and_query, &params).await?;
         if !response.status().is_success() {
             return Err(RingError::Status(response.status().as_u16()));
         }
