@@ -422,7 +422,7 @@ impl Worker {
         for segment in self.state.as_iter() {
             let Ok(raw) = segment.to_str_lossy() else { continue };
             let text = collapse_repetition(&strip_markers(&raw));
-            if text.is_empty() {
+            if text.is_empty() || repeats_previous(segments.last().map(|s: &Segment| s.text.as_str()), &text) {
                 continue;
             }
             let (mut seg_sum, mut seg_count) = (0.0f64, 0usize);
@@ -510,6 +510,14 @@ pub fn collapse_repetition(text: &str) -> String {
     text.to_owned()
 }
 
+/// Whether a segment only says the previous one again: the same loop as `collapse_repetition`
+/// catches inside a segment, spread over two (heard through a phone line: "No, I am not
+/// interested. Thank you." twice). Like there, a phrase under three words may be speech.
+fn repeats_previous(previous: Option<&str>, text: &str) -> bool {
+    let words = normalize_words(text);
+    words.len() >= 3 && previous.is_some_and(|previous| normalize_words(previous) == words)
+}
+
 /// Lowercase words without punctuation, for comparing transcripts ("Ask not!" -> "ask not").
 /// Apostrophes inside words are kept ("don't"); hyphens split words.
 pub fn normalize_words(text: &str) -> Vec<String> {
@@ -557,6 +565,17 @@ mod tests {
         assert_eq!(strip_markers("  ask not  what\tyour country "), "ask not what your country");
         // An unclosed bracket drops the rest: it is whisper's marker cut off by the window.
         assert_eq!(strip_markers("yes [BLANK_AUD"), "yes");
+    }
+
+    #[test]
+    fn a_segment_repeating_the_previous_one_is_a_loop() {
+        let said = "No, I am not interested. Thank you.";
+        assert!(repeats_previous(Some(said), "No, I am not interested, thank you"));
+        assert!(!repeats_previous(None, said));
+        assert!(!repeats_previous(Some(said), "No, I am not interested."));
+        // Short phrases said again are ordinary speech.
+        assert!(!repeats_previous(Some("Hello?"), "Hello?"));
+        assert!(!repeats_previous(Some("Yes, please."), "Yes, please."));
     }
 
     #[test]
