@@ -40,12 +40,13 @@ run:
 test: export CALLCENTER_TEST_PG_URL := $(TEST_PG_URL)
 # cargo test's own "test result:" lines are printed as they come; a log copy is summed up at
 # the end so the run's closing line is the total ("summary: N passed, N failed, N skipped").
+# --no-fail-fast: one failing test binary must not hide how the others fare.
 TEST_LOG := target/cargo-test.log
 test:
 	bash scripts/setup.sh --test
 	bash models/fetch.sh
 	mkdir -p target
-	cargo test --all-targets 2>&1 | tee $(TEST_LOG)
+	cargo test --all-targets --no-fail-fast 2>&1 | tee $(TEST_LOG)
 	bash scripts/schemathesis.sh
 	sed -e 's/\x1b\[[0-9;]*m//g' $(TEST_LOG) | awk '$$1 == "test" && $$2 == "result:" \
 	    { p += $$4; f += $$6; i += $$8; n++ } \
