@@ -32,6 +32,8 @@ pub struct AppState {
     pub relay: Arc<Relay>,
     /// Running calls: models, call slots, the dispatcher's wake-up, carriers.
     pub calls: Arc<CallRuntime>,
+    /// This node's campaign dialer (its lease name and wake-up).
+    pub dialer: Arc<crate::campaigns::Dialer>,
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one).
@@ -60,6 +62,7 @@ impl AppState {
         AppState {
             relay: Arc::new(Relay::new(db.clone(), clock.clone(), config.allow_insecure_webhooks)),
             calls: Arc::new(CallRuntime::new(&config.telephony)),
+            dialer: Arc::new(crate::campaigns::Dialer::default()),
             db,
             rate_limiter: Arc::new(ApiRateLimiter::new(config.rate_limit_per_minute)),
             config: Arc::new(config),
@@ -145,12 +148,19 @@ impl App {
             .telephony
             .dispatch_calls
             .then(|| tokio::spawn(crate::session::dispatcher::run(self.state.clone())));
+        // Campaign calls are placed by the dispatcher, so the dialer runs where it does.
+        let dialer = self
+            .state
+            .config
+            .telephony
+            .dispatch_calls
+            .then(|| tokio::spawn(crate::campaigns::dialer::run(self.state.clone())));
         let router = router(self.state.clone());
         let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         housekeeping.abort();
         relay.abort();
-        if let Some(dispatcher) = dispatcher {
-            dispatcher.abort();
+        for task in [dispatcher, dialer].into_iter().flatten() {
+            task.abort();
         }
         self.state.db.close().await;
         result.map_err(Into::into)

@@ -12,12 +12,14 @@
 //! - `media`: per-call audio stages (codecs, resampling, endpointer, pacer, recorder).
 //! - `speech`: the models (Silero VAD, whisper STT, Piper TTS), loaded once and pooled.
 //! - `dialogue`: the per-call step engine, answer classifier, voicemail and beep detection (pure).
+//! - `campaigns`: the dialer that calls campaign audiences on schedule (pure plan + task).
 //! - `session`: one task per call (media, dialogue, recorder), the dispatcher, inbound calls.
 //! - `process`: the process's own resident memory (for `/metrics` and the benches).
 //! - `telephony`: transports and carriers: Twilio (stream codec, webhooks, REST), the simulator.
 
 pub mod api;
 pub mod app;
+pub mod campaigns;
 pub mod clock;
 pub mod config;
 pub mod dialogue;

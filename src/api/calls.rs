@@ -17,10 +17,10 @@ use super::extract::{ApiJson, Auth, PathId, QueryParams};
 use super::pagination::Paginated;
 use crate::app::AppState;
 use crate::domain::status::{CallDirection, CallStatus};
-use crate::domain::template::{is_variable_name, placeholders};
+use crate::domain::template::is_variable_name;
 use crate::domain::{Id, Phone, Timestamp};
 use crate::store::calls::{self, Call, CancelOutcome, ListFilter, NewCall};
-use crate::store::contacts::{self, Contact};
+use crate::store::contacts::{self, scalar_text};
 use crate::store::templates;
 
 const MAX_VARIABLES: usize = 100;
@@ -112,29 +112,6 @@ pub(super) fn require_template_variables(
     ))
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// The value a contact gives a variable: its well-known fields under their usual
-/// names, else a custom field of that name.
-fn contact_value(contact: &Contact, name: &str) -> Option<String> {
-    let known = match name {
-        "contactName" | "name" | "fullName" => Some(contact.name.clone()),
-        "firstName" | "contactFirstName" => contact.name.split_whitespace().next().map(str::to_owned),
-        "contactPhone" | "phone" => Some(contact.phone.clone()),
-        "contactEmail" | "email" => contact.email.clone(),
-        "company" | "contactCompany" => contact.company.clone(),
-        _ => None,
-    };
-    known.or_else(|| contact.custom_fields.get(name).and_then(scalar_text))
-}
-
 #[utoipa::path(post, path = "/calls", tag = "calls", request_body = CreateCall,
     responses((status = 201, description = "Call created: `scheduled` or `queued`", body = Call), ErrorResponses),
     security(("bearer" = [])))]
@@ -180,15 +157,7 @@ async fn create_call(
     // The call keeps every value it will use: what was given, plus what the contact
     // supplies for the template's variables and placeholders.
     if let Some(c) = &contact {
-        let texts = template.steps.iter().map(|s| s.content.as_str()).chain(template.voicemail_message.as_deref());
-        let wanted = template.variables.iter().cloned().chain(texts.flat_map(placeholders));
-        for name in wanted {
-            if !variables.contains_key(&name)
-                && let Some(v) = contact_value(c, &name)
-            {
-                variables.insert(name, v);
-            }
-        }
+        template.fill_from_contact(c, &mut variables);
     }
     require_template_variables(&template.variables, &variables)?;
 

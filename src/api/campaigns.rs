@@ -122,7 +122,9 @@ fn call_settings(input: Option<CallSettingsInput>) -> ApiResult<CallSettings> {
 #[utoipa::path(post, path = "/campaigns", tag = "campaigns", request_body = CreateCampaign,
     description = "Creates a campaign in status `scheduled`. Its audience is resolved now: the `contacts` plus the \
 current members of every list in `contactListIds`, each contact once (`totalContacts`). A `templateId`, contact or \
-list that is not in the account is a 404 naming the field (and the `missing` ids).",
+list that is not in the account is a 404 naming the field (and the `missing` ids).
+
+**Dialing.** A campaign with a `schedule` becomes `active` by itself at `startDate` (webhook `campaign.started`); one without a schedule waits for `POST /campaigns/{id}/status` with `active`. An active campaign calls its audience only on `daysOfWeek` (1 = Monday ... 7 = Sunday) between `callHours.start` and `callHours.end` in `timeZone`, with at most `callSettings.maxConcurrentCalls` of its calls queued or under way, each call with `campaignId` and `contactId` set and the contact's fields as template variables. Contacts marked `doNotCall` are skipped. A contact who was reached (the call `completed`, whatever its outcome) or whose call was cancelled is done; a call that did not connect (`failed` with outcome `busy`, `noAnswer` or `failed`) is tried again `retrySettings.retryInterval` minutes after it ended, up to `retrySettings.maxAttempts` attempts in all. The campaign becomes `completed` (webhook `campaign.completed`) when every contact is done and no call is under way, or when `endDate` has passed and its last calls have ended. A `paused` campaign starts no new calls; the ones under way finish.",
     responses((status = 201, description = "Campaign created", body = Campaign), ErrorResponses),
     security(("bearer" = [])))]
 async fn create_campaign(
@@ -146,7 +148,11 @@ async fn create_campaign(
         call_settings,
     };
     match campaigns::create(&state.db, &who.account_id, new).await? {
-        Ok(campaign) => Ok((StatusCode::CREATED, Json(campaign))),
+        Ok(campaign) => {
+            // A schedule that has already started dials without waiting for the next pass.
+            state.dialer.wake.notify_one();
+            Ok((StatusCode::CREATED, Json(campaign)))
+        }
         Err(MissingReference::Template) => Err(ApiError::referenced_not_found("Template", "templateId")),
         Err(MissingReference::Contacts(ids)) => Err(ApiError::MissingReferences {
             resource: "Contact",
@@ -209,6 +215,9 @@ async fn update_campaign_status(
         Transition::Done => {
             // The transition committed a webhook event; deliver it without waiting for the next poll.
             state.relay.wake();
+            if to == CampaignStatus::Active {
+                state.dialer.wake.notify_one();
+            }
             Ok(Json(CampaignStatusChanged { id, status: to, message: format!("Campaign successfully {}", to.verb()) }))
         }
         Transition::NotFound => Err(ApiError::not_found("Campaign")),

@@ -97,14 +97,14 @@ pub enum MissingReference {
     ContactLists(Vec<Id>),
 }
 
-const COLUMNS: &str = "id, name, description, status, template_id, total_contacts, schedule, call_settings, \
+pub(super) const COLUMNS: &str = "id, name, description, status, template_id, total_contacts, schedule, call_settings, \
                        created_at, updated_at, started_at, ended_at";
 
 fn opt_time(row: &AnyRow, col: &str) -> StoreResult<Option<Timestamp>> {
     Ok(row.opt_text(col)?.map(|t| Timestamp::from_db(&t)))
 }
 
-fn from_row(row: &AnyRow) -> StoreResult<Campaign> {
+pub(super) fn from_row(row: &AnyRow) -> StoreResult<Campaign> {
     let status = row.text("status")?;
     let schedule = row
         .opt_text("schedule")?

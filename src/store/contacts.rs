@@ -10,6 +10,32 @@ use utoipa::ToSchema;
 use super::{Arg, Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern};
 use crate::domain::{Id, Phone, Timestamp};
 
+/// A JSON scalar as a template value: strings as they are, numbers and booleans written out.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Contact {
+    /// The value this contact gives a template variable: its well-known fields under their
+    /// usual names, else a custom field of that name.
+    pub fn template_value(&self, name: &str) -> Option<String> {
+        let known = match name {
+            "contactName" | "name" | "fullName" => Some(self.name.clone()),
+            "firstName" | "contactFirstName" => self.name.split_whitespace().next().map(str::to_owned),
+            "contactPhone" | "phone" => Some(self.phone.clone()),
+            "contactEmail" | "email" => self.email.clone(),
+            "company" | "contactCompany" => self.company.clone(),
+            _ => None,
+        };
+        known.or_else(|| self.custom_fields.get(name).and_then(scalar_text))
+    }
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {

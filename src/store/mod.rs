@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod analytics;
 pub mod call_sessions;
 pub mod calls;
+pub mod campaign_dialing;
 pub mod campaigns;
 pub mod contact_lists;
 pub mod contacts;
@@ -65,6 +66,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "phone numbers", include_str!("../../migrations/0004_phone_numbers.sql")),
     (5, "call sessions", include_str!("../../migrations/0005_call_sessions.sql")),
     (6, "call heartbeat", include_str!("../../migrations/0006_call_heartbeat.sql")),
+    (7, "campaign dialer", include_str!("../../migrations/0007_campaign_dialer.sql")),
 ];
 
 pub fn migrator() -> Migrator {

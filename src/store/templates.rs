@@ -1,6 +1,8 @@
 //! Call templates: named scripts of steps with `{variable}` placeholders, and how
 //! many calls use each one.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde::de::IgnoredAny;
 use sqlx::AssertSqlSafe;
@@ -11,7 +13,7 @@ use super::{
     Backend, Db, Page, PageRequest, RowExt, Sql, StoreResult, fetch_page, json_col, like_pattern, phone_numbers,
 };
 use crate::domain::status::CampaignStatus;
-use crate::domain::template::Step;
+use crate::domain::template::{Step, placeholders};
 use crate::domain::{Id, Timestamp};
 
 /// A template as `GET /templates/{id}` returns it.
@@ -68,6 +70,22 @@ pub struct TemplateScript {
     /// The variables every call with this template must supply.
     pub variables: Vec<String>,
     pub voicemail_message: Option<String>,
+}
+
+impl TemplateScript {
+    /// Adds what `contact` supplies for the template's variables and placeholders to
+    /// `variables`, keeping the values already there.
+    pub fn fill_from_contact(&self, contact: &super::contacts::Contact, variables: &mut BTreeMap<String, String>) {
+        let texts = self.steps.iter().map(|s| s.content.as_str()).chain(self.voicemail_message.as_deref());
+        let wanted = self.variables.iter().cloned().chain(texts.flat_map(placeholders));
+        for name in wanted {
+            if !variables.contains_key(&name)
+                && let Some(v) = contact.template_value(&name)
+            {
+                variables.insert(name, v);
+            }
+        }
+    }
 }
 
 /// What a template is made of, already validated.

@@ -15,6 +15,7 @@ mod support {
     pub use crate::common::eventually;
 }
 
+mod campaigns;
 mod cancel;
 mod leak;
 mod personas;
