@@ -124,7 +124,17 @@ fn call_settings(input: Option<CallSettingsInput>) -> ApiResult<CallSettings> {
 current members of every list in `contactListIds`, each contact once (`totalContacts`). A `templateId`, contact or \
 list that is not in the account is a 404 naming the field (and the `missing` ids).
 
-**Dialing.** A campaign with a `schedule` becomes `active` by itself at `startDate` (webhook `campaign.started`); one without a schedule waits for `POST /campaigns/{id}/status` with `active`. An active campaign calls its audience only on `daysOfWeek` (1 = Monday ... 7 = Sunday) between `callHours.start` and `callHours.end` in `timeZone`, with at most `callSettings.maxConcurrentCalls` of its calls queued or under way, each call with `campaignId` and `contactId` set and the contact's fields as template variables. Contacts marked `doNotCall` are skipped. A contact who was reached (the call `completed`, whatever its outcome) or whose call was cancelled is done; a call that did not connect (`failed` with outcome `busy`, `noAnswer` or `failed`) is tried again `retrySettings.retryInterval` minutes after it ended, up to `retrySettings.maxAttempts` attempts in all. The campaign becomes `completed` (webhook `campaign.completed`) when every contact is done and no call is under way, or when `endDate` has passed and its last calls have ended. A `paused` campaign starts no new calls; the ones under way finish.",
+**Dialing.** A campaign with a `schedule` becomes `active` by itself at `startDate` (webhook \
+`campaign.started`); one without a schedule waits for `POST /campaigns/{id}/status` with `active`. An active \
+campaign calls its audience only on `daysOfWeek` (1 = Monday ... 7 = Sunday) between `callHours.start` and \
+`callHours.end` in `timeZone`, with at most `callSettings.maxConcurrentCalls` of its calls queued or under way, \
+each call with `campaignId` and `contactId` set and the contact's fields as template variables. Contacts marked \
+`doNotCall` are skipped. A contact who was reached (the call `completed`, whatever its outcome) or whose call \
+was cancelled is done; a call that did not connect (`failed` with outcome `busy`, `noAnswer` or `failed`) is \
+tried again `retrySettings.retryInterval` minutes after it ended, up to `retrySettings.maxAttempts` attempts in \
+all. The campaign becomes `completed` (webhook `campaign.completed`) when every contact is done and no call is \
+under way, or when `endDate` has passed and its last calls have ended (a campaign created with no contacts is \
+not completed by itself). A `paused` campaign starts no new calls; the ones under way finish.",
     responses((status = 201, description = "Campaign created", body = Campaign), ErrorResponses),
     security(("bearer" = [])))]
 async fn create_campaign(

@@ -8,7 +8,7 @@
 //!   contacts up to `maxConcurrentCalls` under way, and the dispatcher places them as it does
 //!   any call (under the gateway's own line limit);
 //! - a campaign with nobody left to call and nothing under way, or past its `endDate`, is
-//!   `completed` (webhook `campaign.completed`).
+//!   `completed` (webhook `campaign.completed`); one created with no contacts waits for the API.
 //!
 //! Crash safety: a call and its contact's `calling` mark commit together, and every change is
 //! conditional on the state it was decided from, so a pass that dies half-way, or a node that
@@ -105,7 +105,7 @@ async fn dial_campaign(state: &AppState, account_id: &Id, campaign: Campaign) ->
     }
 
     let (in_flight, pending) = campaign_dialing::counts(db, &campaign.id).await?;
-    if plan::is_complete(in_flight, pending, window) {
+    if plan::is_complete(campaign.total_contacts, in_flight, pending, window) {
         if campaigns::transition(db, account_id, &campaign.id, CampaignStatus::Completed).await? == Transition::Done {
             tracing::info!(campaign = %campaign.id, "campaign completed");
             state.relay.wake();

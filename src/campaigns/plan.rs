@@ -95,8 +95,10 @@ pub fn free_slots(max_concurrent_calls: i64, in_flight: i64) -> usize {
 
 /// A campaign is complete when nothing is under way and nobody is left to call: every contact
 /// is done, or the schedule's `endDate` has passed (contacts not reached by then stay so).
-pub fn is_complete(in_flight: i64, pending: i64, window: Window) -> bool {
-    in_flight == 0 && (pending == 0 || window == Window::Over)
+/// A campaign created with no audience has called nobody: it is not "done" by itself (only
+/// its `endDate`, or the API, ends it), so activating one does not flip it to `completed`.
+pub fn is_complete(audience: i64, in_flight: i64, pending: i64, window: Window) -> bool {
+    in_flight == 0 && ((pending == 0 && audience > 0) || window == Window::Over)
 }
 
 #[cfg(test)]
@@ -195,10 +197,12 @@ mod tests {
         assert_eq!(free_slots(10, 3), 7);
         assert_eq!(free_slots(2, 2), 0);
         assert_eq!(free_slots(2, 5), 0);
-        assert!(is_complete(0, 0, Window::Open));
-        assert!(!is_complete(1, 0, Window::Open));
-        assert!(!is_complete(0, 4, Window::Closed));
-        assert!(is_complete(0, 4, Window::Over));
-        assert!(!is_complete(2, 4, Window::Over));
+        assert!(is_complete(5, 0, 0, Window::Open));
+        assert!(!is_complete(5, 1, 0, Window::Open));
+        assert!(!is_complete(5, 0, 4, Window::Closed));
+        assert!(is_complete(5, 0, 4, Window::Over));
+        assert!(!is_complete(5, 2, 4, Window::Over));
+        assert!(!is_complete(0, 0, 0, Window::Open), "an empty campaign waits for the API");
+        assert!(is_complete(0, 0, 0, Window::Over));
     }
 }

@@ -2,10 +2,8 @@
 //! account, and the template made into a script with the call's variables and the
 //! contact's fields.
 
-use std::collections::BTreeMap;
-
 use crate::app::AppState;
-use crate::dialogue::{Script, values};
+use crate::dialogue::Script;
 use crate::domain::Id;
 use crate::domain::status::CallDirection;
 use crate::store::calls::Call;
@@ -32,33 +30,6 @@ pub enum SetupError {
     Store(#[from] crate::store::StoreError),
 }
 
-/// The contact's fields as template values: `contactName`, `name`, `phone`, `email`,
-/// `company`, and every custom field whose value is text or a number.
-fn contact_values(contact: &contacts::Contact) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    out.insert("contactName".to_owned(), contact.name.clone());
-    out.insert("name".to_owned(), contact.name.clone());
-    out.insert("phone".to_owned(), contact.phone.clone());
-    if let Some(email) = &contact.email {
-        out.insert("email".to_owned(), email.clone());
-    }
-    if let Some(company) = &contact.company {
-        out.insert("company".to_owned(), company.clone());
-    }
-    for (key, value) in &contact.custom_fields {
-        match value {
-            serde_json::Value::String(s) => {
-                out.insert(key.clone(), s.clone());
-            }
-            serde_json::Value::Number(n) => {
-                out.insert(key.clone(), n.to_string());
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 pub async fn load(state: &AppState, account_id: &Id, call: Call) -> Result<CallSetup, SetupError> {
     let template_id = call.template_id.clone().ok_or(SetupError::NoTemplate)?;
     let template = templates::get(&state.db, account_id, &template_id)
@@ -68,12 +39,11 @@ pub async fn load(state: &AppState, account_id: &Id, call: Call) -> Result<CallS
         Some(id) => contacts::get(&state.db, account_id, id).await?,
         None => None,
     };
-    let contact_fields = contact.as_ref().map(contact_values);
-    let script = Script::new(
-        &template.steps,
-        template.voicemail_message.as_deref(),
-        values(&call.variables, contact_fields.as_ref()),
-    )?;
+    // The call's own values first; the contact's fields (as of now) fill the rest.
+    let value_of = |name: &str| {
+        call.variables.get(name).cloned().or_else(|| contact.as_ref().and_then(|c| c.template_value(name)))
+    };
+    let script = Script::new(&template.steps, template.voicemail_message.as_deref(), value_of)?;
     Ok(CallSetup {
         account_id: account_id.clone(),
         screen_for_machine: call.direction == CallDirection::Outbound,
