@@ -11,7 +11,7 @@ use callcenter::store::campaign_dialing;
 use serde_json::{Value, json};
 
 use crate::app;
-use crate::common::{Backend, eventually_every, start_app};
+use crate::common::{Backend, eventually_every, start_app, start_app_on};
 use crate::receiver::Receiver;
 
 async fn contact(app: &crate::common::TestApp, name: &str, phone: &str, do_not_call: bool) -> String {
@@ -205,4 +205,48 @@ async fn the_dialing_lease_is_held_by_one_node_until_it_runs_out() {
     assert!(!campaign_dialing::claim(db, &id, "node-b", t.plus_seconds(19), t.plus_seconds(34)).await.unwrap());
     assert!(campaign_dialing::claim(db, &id, "node-b", t.plus_seconds(21), t.plus_seconds(36)).await.unwrap());
     assert!(!campaign_dialing::claim(db, &id, "node-a", t.plus_seconds(22), t.plus_seconds(37)).await.unwrap());
+}
+
+/// Two gateway nodes on one PostgreSQL database, both dialing: every contact is called exactly
+/// once. The numbers are no simulator persona and no carrier is configured, so each call
+/// fails at once ("no carrier") and the dialers race through the audience.
+#[tokio::test]
+async fn two_nodes_on_one_database_call_each_contact_once() {
+    let first = crate::app_on(Backend::Postgres).await;
+    let second = start_app_on(first.database_url.clone(), |config| {
+        config.rate_limit_per_minute = 1_000_000;
+        config.telephony.models_dir = crate::models_dir();
+        config.telephony.dispatch_calls = true;
+    })
+    .await;
+    let template = first.sales_template().await;
+    let mut audience = Vec::new();
+    for i in 0..30 {
+        audience.push(contact(&first, &format!("Person {i}"), &format!("+1555020{i:04}"), false).await);
+    }
+    let (status, campaign) = first
+        .post(
+            "/v1/campaigns",
+            json!({"name": "Two nodes", "templateId": template, "contacts": audience,
+                   "callSettings": {"maxConcurrentCalls": 5,
+                                    "retrySettings": {"maxAttempts": 1, "retryInterval": 1}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let (status, body) = second.post(&format!("/v1/campaigns/{id}/status"), json!({"status": "active"})).await;
+    assert_eq!(status, 200, "{body}");
+    let done = eventually_every(Duration::from_millis(250), Duration::from_secs(90), "completion", || async {
+        let (_, c) = second.get_json(&format!("/v1/campaigns/{id}")).await;
+        (c["status"] == "completed").then_some(c)
+    })
+    .await;
+    let calls = campaign_calls(&first, &id).await;
+    assert_eq!(calls.len(), 30, "{done}");
+    let mut called: Vec<&str> = calls.iter().map(|c| c["contactId"].as_str().unwrap()).collect();
+    called.sort_unstable();
+    called.dedup();
+    assert_eq!(called.len(), 30, "a contact was called twice");
+    assert!(calls.iter().all(|c| c["status"] == "failed"), "{calls:#?}");
+    assert_eq!(done["completedCalls"], 0, "{done}");
 }

@@ -23,6 +23,9 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub clock: Arc<OffsetClock>,
     pub client: reqwest::Client,
+    /// The PostgreSQL database it runs on (`None`: its own SQLite file).
+    #[allow(dead_code)]
+    pub database_url: Option<String>,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -38,12 +41,19 @@ impl Drop for TestApp {
 /// Starts a server on a fresh SQLite file or PostgreSQL database, with `configure`
 /// applied to its configuration, and creates the account "acme" with a key.
 pub async fn start_app(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(fresh_pg_database().await),
     };
-    let mut config = Config::for_store(StoreConfig { data_dir: PathBuf::from(dir.path()), database_url });
+    start_app_on(database_url, configure).await
+}
+
+/// `start_app` on a given PostgreSQL database (`None`: a fresh SQLite file): a second
+/// gateway node sharing the first one's database, with a key of its own for "acme".
+pub async fn start_app_on(database_url: Option<String>, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config =
+        Config::for_store(StoreConfig { data_dir: PathBuf::from(dir.path()), database_url: database_url.clone() });
     configure(&mut config);
     let clock = Arc::new(OffsetClock::default());
     let app = App::build_with_clock(config, clock.clone()).await.expect("app builds");
@@ -55,7 +65,7 @@ pub async fn start_app(backend: Backend, configure: impl FnOnce(&mut Config)) ->
     }));
     let account = accounts::ensure_account(&state.db, "acme").await.expect("account");
     let (_, key) = accounts::create_key(&state.db, &account, Some("test")).await.expect("key");
-    TestApp { base, key, state, clock, client: reqwest::Client::new(), _dir: dir, shutdown: Some(tx) }
+    TestApp { base, key, state, clock, client: reqwest::Client::new(), database_url, _dir: dir, shutdown: Some(tx) }
 }
 
 #[derive(Clone, Copy, Debug)]
