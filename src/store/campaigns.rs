@@ -361,8 +361,8 @@ pub async fn transition(db: &Db, account_id: &Id, id: &Id, to: CampaignStatus) -
     let now_ts = Timestamp::now();
     let now = now_ts.to_db();
     let mut tx = db.write.begin().await?;
-    let (from, name) = loop {
-        let row = sqlx::query("SELECT status, name FROM campaigns WHERE account_id = $1 AND id = $2")
+    let (from, name, total_contacts) = loop {
+        let row = sqlx::query("SELECT status, name, total_contacts FROM campaigns WHERE account_id = $1 AND id = $2")
             .bind(account_id.as_str())
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -385,7 +385,7 @@ pub async fn transition(db: &Db, account_id: &Id, id: &Id, to: CampaignStatus) -
         sql.push_with(" WHERE id = ? AND status = ?", [id.as_str().into(), from.as_str().into()]);
         let updated = sql.query().execute(&mut *tx).await?.rows_affected();
         if updated == 1 {
-            break (from, row.text("name")?);
+            break (from, row.text("name")?, row.int("total_contacts")?);
         }
     };
     if to == CampaignStatus::Cancelled {
@@ -400,11 +400,17 @@ pub async fn transition(db: &Db, account_id: &Id, id: &Id, to: CampaignStatus) -
         CampaignStatus::Scheduled => None,
     };
     if let Some(event) = event {
+        // Where the campaign stands, so a receiver needs no follow-up GET (read outside the
+        // transaction: calls are not changed by it, except cancelled ones, which count in none).
+        let totals = call_counts(db, account_id, &[id]).await?.remove(id.as_str()).unwrap_or_default();
         let data = serde_json::json!({
             "campaignId": id,
             "name": name,
             "status": to.as_str(),
             "previousStatus": from.as_str(),
+            "totalContacts": total_contacts,
+            "completedCalls": totals.completed,
+            "successfulCalls": totals.successful,
         });
         webhooks::emit(&mut tx, account_id, event, data, now_ts).await?;
     }

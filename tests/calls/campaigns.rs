@@ -134,6 +134,9 @@ async fn a_campaign_calls_its_audience_within_its_limit_retries_the_busy_and_com
     assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), ["campaign.started", "campaign.completed"]);
     assert_eq!(events[1].1["campaignId"], id.as_str(), "{:?}", events[1]);
     assert_eq!(events[1].1["status"], "completed", "{:?}", events[1]);
+    assert_eq!(events[1].1["totalContacts"], 5, "{:?}", events[1]);
+    assert_eq!(events[1].1["completedCalls"], 3, "{:?}", events[1]);
+    assert_eq!(events[1].1["successfulCalls"], 1, "{:?}", events[1]);
     receiver.assert_no_problems();
 }
 

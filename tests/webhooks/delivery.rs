@@ -62,6 +62,10 @@ async fn campaign_transitions_emit_campaign_events(b: Backend) {
         assert_eq!(body["data"]["campaignId"], campaign.as_str(), "{body}");
         assert_eq!(body["data"]["status"], status, "{body}");
         assert_eq!(body["data"]["previousStatus"], previous, "{body}");
+        // Where the campaign stands (no calls in this one).
+        assert_eq!(body["data"]["totalContacts"], 0, "{body}");
+        assert_eq!(body["data"]["completedCalls"], 0, "{body}");
+        assert_eq!(body["data"]["successfulCalls"], 0, "{body}");
         assert_eq!(d.webhook_id, body["id"].as_str().unwrap());
 
         let xsig = d.header("x-signature");
