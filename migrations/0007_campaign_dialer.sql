@@ -9,3 +9,5 @@ CREATE INDEX campaign_contacts_state ON campaign_contacts (campaign_id, state, n
 ALTER TABLE campaigns ADD COLUMN dialer_node TEXT;
 ALTER TABLE campaigns ADD COLUMN dialer_lease_until TEXT;
 CREATE INDEX campaigns_status ON campaigns (status);
+-- When a callee asked to be called back (outcome callbackRequested with a time said).
+ALTER TABLE calls ADD COLUMN callback_at TEXT;

@@ -130,8 +130,9 @@ campaign calls its audience only on `daysOfWeek` (1 = Monday ... 7 = Sunday) bet
 `callHours.end` in `timeZone`, with at most `callSettings.maxConcurrentCalls` of its calls queued or under way, \
 each call with `campaignId` and `contactId` set and the contact's fields as template variables. Contacts marked \
 `doNotCall` are skipped. A contact who was reached (the call `completed`, whatever its outcome) or whose call \
-was cancelled is done; a call that did not connect (`failed` with outcome `busy`, `noAnswer` or `failed`) is \
-tried again `retrySettings.retryInterval` minutes after it ended, up to `retrySettings.maxAttempts` attempts in \
+was cancelled is done, except that a callee who asked to be called back at a time (the call's `callbackAt`) is \
+called then; a call that did not connect (`failed` with outcome `busy`, `noAnswer` or `failed`) is \
+tried again `retrySettings.retryInterval` minutes after it ended; both up to `retrySettings.maxAttempts` attempts in \
 all. The campaign becomes `completed` (webhook `campaign.completed`) when every contact is done and no call is \
 under way, or when `endDate` has passed and its last calls have ended (a campaign created with no contacts is \
 not completed by itself). A `paused` campaign starts no new calls; the ones under way finish.",

@@ -4,7 +4,7 @@
 //!   without a schedule waits for `POST /campaigns/{id}/status`);
 //! - an `active` campaign is dialed by the one node holding its lease (taken or renewed each
 //!   pass, lost 15 s after a node stops): contacts whose call ended are settled (done, or back
-//!   in line for a retry), then, inside the calling window, new calls are queued for due
+//!   in line for a retry or the callback they asked for), then, inside the calling window, new calls are queued for due
 //!   contacts up to `maxConcurrentCalls` under way, and the dispatcher places them as it does
 //!   any call (under the gateway's own line limit);
 //! - a campaign with nobody left to call and nothing under way, or past its `endDate`, is
@@ -92,9 +92,14 @@ async fn dial_campaign(state: &AppState, account_id: &Id, campaign: Campaign) ->
         let after = match calling.call_status {
             // The call row is gone: nothing to wait for.
             None => AfterCall::Done,
-            Some(status) if plan::has_ended(status) => {
-                plan::after_call(status, calling.outcome, calling.attempts, calling.ended_at.unwrap_or(now), retry)
-            }
+            Some(status) if plan::has_ended(status) => plan::after_call(
+                status,
+                calling.outcome,
+                calling.callback_at,
+                calling.attempts,
+                calling.ended_at.unwrap_or(now),
+                retry,
+            ),
             Some(_) => continue,
         };
         let retry_at = match after {

@@ -62,24 +62,31 @@ pub enum AfterCall {
     RetryAt(Timestamp),
 }
 
-/// Reached is reached: a call that connected is never repeated, whatever its outcome (a
-/// `voicemail` call has left the template's message). A call that did not connect (busy, no
-/// answer, a carrier failure) is tried again `retryInterval` minutes after it ended, while
-/// `attempts` (this one included) is below `maxAttempts`. A cancelled call is not retried:
-/// someone stopped it on purpose.
+/// Reached is reached: a call that connected is not repeated, whatever its outcome (a
+/// `voicemail` call has left the template's message), except that a callee who asked to be
+/// called back at a time (`callback_at`) is called then. A call that did not connect (busy,
+/// no answer, a carrier failure) is tried again `retryInterval` minutes after it ended. Both
+/// only while `attempts` (this one included) is below `maxAttempts`. A cancelled call is not
+/// retried: someone stopped it on purpose.
 pub fn after_call(
     status: CallStatus,
     outcome: Option<Outcome>,
+    callback_at: Option<Timestamp>,
     attempts: i64,
     ended_at: Timestamp,
     retry: &RetrySettings,
 ) -> AfterCall {
+    if attempts >= retry.max_attempts {
+        return AfterCall::Done;
+    }
     let unreached = status == CallStatus::Failed
         && matches!(outcome, None | Some(Outcome::NoAnswer | Outcome::Busy | Outcome::Failed));
-    if unreached && attempts < retry.max_attempts {
-        AfterCall::RetryAt(ended_at.plus_seconds(retry.retry_interval * 60))
-    } else {
-        AfterCall::Done
+    match callback_at {
+        Some(at) if status == CallStatus::Completed && outcome == Some(Outcome::CallbackRequested) => {
+            AfterCall::RetryAt(at)
+        }
+        _ if unreached => AfterCall::RetryAt(ended_at.plus_seconds(retry.retry_interval * 60)),
+        _ => AfterCall::Done,
     }
 }
 
@@ -171,12 +178,12 @@ mod tests {
         let ended = at("2025-05-20T10:00:00Z");
         let again = AfterCall::RetryAt(at("2025-05-20T11:00:00Z"));
         for outcome in [Outcome::NoAnswer, Outcome::Busy, Outcome::Failed] {
-            assert_eq!(after_call(CallStatus::Failed, Some(outcome), 1, ended, &retry), again, "{outcome}");
-            assert_eq!(after_call(CallStatus::Failed, Some(outcome), 2, ended, &retry), again, "{outcome}");
-            assert_eq!(after_call(CallStatus::Failed, Some(outcome), 3, ended, &retry), AfterCall::Done);
+            assert_eq!(after_call(CallStatus::Failed, Some(outcome), None, 1, ended, &retry), again, "{outcome}");
+            assert_eq!(after_call(CallStatus::Failed, Some(outcome), None, 2, ended, &retry), again, "{outcome}");
+            assert_eq!(after_call(CallStatus::Failed, Some(outcome), None, 3, ended, &retry), AfterCall::Done);
         }
         let once = RetrySettings { max_attempts: 1, retry_interval: 60 };
-        assert_eq!(after_call(CallStatus::Failed, Some(Outcome::Busy), 1, ended, &once), AfterCall::Done);
+        assert_eq!(after_call(CallStatus::Failed, Some(Outcome::Busy), None, 1, ended, &once), AfterCall::Done);
     }
 
     #[test]
@@ -184,12 +191,32 @@ mod tests {
         let retry = RetrySettings { max_attempts: 3, retry_interval: 60 };
         let ended = at("2025-05-20T10:00:00Z");
         for outcome in Outcome::ALL {
-            assert_eq!(after_call(CallStatus::Completed, Some(*outcome), 1, ended, &retry), AfterCall::Done);
-            assert_eq!(after_call(CallStatus::Cancelled, Some(*outcome), 1, ended, &retry), AfterCall::Done);
+            assert_eq!(after_call(CallStatus::Completed, Some(*outcome), None, 1, ended, &retry), AfterCall::Done);
+            assert_eq!(after_call(CallStatus::Cancelled, Some(*outcome), None, 1, ended, &retry), AfterCall::Done);
         }
-        assert_eq!(after_call(CallStatus::Cancelled, None, 1, ended, &retry), AfterCall::Done);
+        assert_eq!(after_call(CallStatus::Cancelled, None, None, 1, ended, &retry), AfterCall::Done);
         // A failed call that still reached someone (it went wrong mid-conversation) is done too.
-        assert_eq!(after_call(CallStatus::Failed, Some(Outcome::OptedOut), 1, ended, &retry), AfterCall::Done);
+        assert_eq!(after_call(CallStatus::Failed, Some(Outcome::OptedOut), None, 1, ended, &retry), AfterCall::Done);
+    }
+
+    #[test]
+    fn a_callback_asked_for_is_made_then_within_the_attempts() {
+        let retry = RetrySettings { max_attempts: 2, retry_interval: 60 };
+        let ended = at("2025-05-20T10:00:00Z");
+        let asked = Some(at("2025-05-21T15:00:00Z"));
+        let callback = Some(Outcome::CallbackRequested);
+        assert_eq!(
+            after_call(CallStatus::Completed, callback, asked, 1, ended, &retry),
+            AfterCall::RetryAt(at("2025-05-21T15:00:00Z"))
+        );
+        assert_eq!(after_call(CallStatus::Completed, callback, asked, 2, ended, &retry), AfterCall::Done);
+        // "Call me later" without a time: reached, done.
+        assert_eq!(after_call(CallStatus::Completed, callback, None, 1, ended, &retry), AfterCall::Done);
+        // A time only counts with that outcome.
+        assert_eq!(
+            after_call(CallStatus::Completed, Some(Outcome::Successful), asked, 1, ended, &retry),
+            AfterCall::Done
+        );
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub async fn recover_orphans(state: &AppState) -> Result<usize, crate::store::St
             duration: recording.as_ref().map(|r| r.duration_ms / 1000),
             recording_url: recording.as_ref().map(|_| format!("{base}/v1/calls/{}/recording", call.id)),
             transcript_url: has_transcript.then(|| format!("{base}/v1/calls/{}/transcript", call.id)),
+            callback_at: None,
         };
         let artifacts = Artifacts { transcript: None, recording };
         if calls::finish(&state.db, &call.account_id, &call.id, end, artifacts).await?.is_some() {
@@ -207,6 +208,7 @@ pub async fn finish_without_audio(
         duration: None,
         recording_url: None,
         transcript_url: None,
+        callback_at: None,
     };
     metrics::counter!("calls_ended_total", "status" => status.as_str(), "outcome" => outcome.as_str()).increment(1);
     let result = calls::finish(&state.db, account_id, call_id, end, Artifacts::default()).await;

@@ -29,9 +29,11 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::app::AppState;
-use crate::dialogue::{Action, BeepConfig, BeepDetector, Dialogue, DialogueConfig, Event as DialogueEvent, LineId};
-use crate::domain::Id;
+use crate::dialogue::{
+    Action, BeepConfig, BeepDetector, CallbackTime, Dialogue, DialogueConfig, Event as DialogueEvent, LineId, Summary,
+};
 use crate::domain::status::{CallStatus, Outcome};
+use crate::domain::{Id, Timestamp};
 use crate::media::decode::resample_clip;
 use crate::media::endpointer::{Endpointer, EndpointerConfig, Event as EndpointEvent};
 use crate::media::g711;
@@ -164,8 +166,34 @@ struct Speaking {
 struct Ending {
     outcome: Option<Outcome>,
     notes: Option<String>,
+    /// The callback time the callee gave, if they asked for one with a time.
+    callback: Option<CallbackTime>,
     do_not_call: bool,
     hang_up_requested: bool,
+}
+
+impl Ending {
+    fn record(&mut self, summary: Summary) {
+        self.outcome = Some(summary.outcome);
+        self.notes = Some(summary.notes);
+        self.callback = summary.callback.flatten();
+    }
+}
+
+/// The moment a callback the callee asked for falls: read on the wall clock of the call's
+/// campaign (its schedule's zone), else in UTC. "Later" has no moment.
+async fn callback_moment(state: &AppState, setup: &CallSetup, when: CallbackTime, now: Timestamp) -> Option<Timestamp> {
+    let zone = match &setup.call.campaign_id {
+        Some(id) => crate::store::campaigns::get(&state.db, &setup.account_id, id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.schedule)
+            .and_then(|s| jiff::tz::TimeZone::get(&s.time_zone).ok()),
+        None => None,
+    };
+    let local = now.as_jiff().to_zoned(zone.unwrap_or(jiff::tz::TimeZone::UTC));
+    when.resolve(&local).map(|at| Timestamp::from_jiff(at.timestamp()))
 }
 
 /// Takes over an admitted media stream: marks the call answered (emitting `call.started`),
@@ -376,7 +404,8 @@ async fn run_inner(
     let mut transcripts = TurnTranscripts::default();
     // When the caller's last turn ended, until the bot's next line starts playing.
     let mut caller_stopped_at: Option<Instant> = None;
-    let mut ending = Ending { outcome: None, notes: None, do_not_call: false, hang_up_requested: false };
+    let mut ending =
+        Ending { outcome: None, notes: None, callback: None, do_not_call: false, hang_up_requested: false };
     let mut finished = false;
 
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -429,8 +458,7 @@ async fn run_inner(
                 Action::SetDoNotCall => ending.do_not_call = true,
                 Action::RecordAnswer { .. } => {}
                 Action::Finish(summary) => {
-                    ending.outcome = Some(summary.outcome);
-                    ending.notes = Some(summary.notes);
+                    ending.record(summary);
                     finished = true;
                 }
             }
@@ -670,9 +698,14 @@ async fn run_inner(
         let patch = crate::store::contacts::ContactPatch { do_not_call: Some(true), ..Default::default() };
         crate::store::contacts::update(&state.db, &setup.account_id, contact_id, patch).await?;
     }
+    let callback_at = match ending.callback {
+        Some(when) => callback_moment(state, &setup, when, ended_at).await,
+        None => None,
+    };
     let base = state.config.public_base_url();
     let end = CallEnd {
         status,
+        callback_at,
         outcome,
         notes: ending.notes,
         ended_at,
@@ -742,10 +775,7 @@ fn caller_turn(heard: Heard, turns: &mut Vec<Turn>, dialogue: &mut Dialogue) -> 
 fn flush_actions(actions: &mut Vec<Action>, ending: &mut Ending) {
     for action in actions.drain(..) {
         match action {
-            Action::Finish(summary) => {
-                ending.outcome = Some(summary.outcome);
-                ending.notes = Some(summary.notes);
-            }
+            Action::Finish(summary) => ending.record(summary),
             Action::SetDoNotCall => ending.do_not_call = true,
             _ => {}
         }

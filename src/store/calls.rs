@@ -53,6 +53,12 @@ pub struct Call {
     pub outcome: Option<Outcome>,
     #[schema(example = "Customer expressed interest in the premium plan")]
     pub notes: Option<String>,
+    /// With outcome `callbackRequested`: when the callee asked to be called back, if they
+    /// said ("tomorrow at 3 pm": in the campaign's time zone, else UTC). Absent otherwise. A
+    /// campaign calls the contact again then (within its calling hours and `maxAttempts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2025-05-21T15:00:00Z")]
+    pub callback_at: Option<Timestamp>,
     /// The time date filters and analytics file the call under: when it started, else
     /// when it is scheduled, else when it was created.
     #[serde(skip)]
@@ -77,7 +83,7 @@ pub struct NewCall {
 
 const COLUMNS: &str = "id, account_id, status, direction, phone, contact_id, template_id, campaign_id, variables, \
      scheduled_at, caller_id, started_at, ended_at, duration, recording_url, transcript_url, outcome, notes, \
-     effective_at, created_at, updated_at";
+     callback_at, effective_at, created_at, updated_at";
 
 fn corrupt(col: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{col}: unknown value '{value}'"))
@@ -110,6 +116,7 @@ fn from_row(row: &AnyRow) -> StoreResult<Call> {
         transcript_url: row.opt_text("transcript_url")?,
         outcome: outcome.map(|o| Outcome::parse(&o).ok_or_else(|| corrupt("outcome", &o))).transpose()?,
         notes: row.opt_text("notes")?,
+        callback_at: opt_time(row, "callback_at")?,
         effective_at: Timestamp::from_db(&row.text("effective_at")?),
         created_at: Timestamp::from_db(&row.text("created_at")?),
         updated_at: Timestamp::from_db(&row.text("updated_at")?),
@@ -159,6 +166,7 @@ pub async fn insert(conn: &mut AnyConnection, account_id: &Id, new: NewCall, now
         transcript_url: None,
         outcome: None,
         notes: None,
+        callback_at: None,
         effective_at: new.scheduled_at.unwrap_or(now),
         created_at: now,
         updated_at: now,
@@ -483,6 +491,7 @@ pub fn event_data(call: &Call) -> serde_json::Value {
         "notes": call.notes,
         "recording": call.recording_url,
         "transcript": call.transcript_url,
+        "callbackAt": call.callback_at,
     })
 }
 
@@ -546,6 +555,8 @@ pub struct CallEnd {
     pub duration: Option<i64>,
     pub recording_url: Option<String>,
     pub transcript_url: Option<String>,
+    /// When the callee asked to be called back (outcome `callbackRequested` with a time).
+    pub callback_at: Option<Timestamp>,
 }
 
 /// Ends a call that is ringing or in progress (or still queued, when placing it failed):
@@ -578,7 +589,8 @@ pub async fn finish(
     super::call_sessions::insert_artifacts(&mut tx, account_id, id, artifacts, end.ended_at).await?;
     sqlx::query(
         "UPDATE calls SET status = $1, outcome = $2, notes = $3, ended_at = $4, duration = $5, \
-         recording_url = $6, transcript_url = $7, updated_at = $4 WHERE account_id = $8 AND id = $9 AND status = $10",
+         recording_url = $6, transcript_url = $7, updated_at = $4, callback_at = $11 \
+         WHERE account_id = $8 AND id = $9 AND status = $10",
     )
     .bind(end.status.as_str())
     .bind(end.outcome.as_str())
@@ -590,6 +602,7 @@ pub async fn finish(
     .bind(account_id.as_str())
     .bind(id.as_str())
     .bind(current.status.as_str())
+    .bind(end.callback_at.map(Timestamp::to_db))
     .execute(&mut *tx)
     .await?;
     if current.status != end.status {

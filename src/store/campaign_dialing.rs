@@ -57,12 +57,13 @@ pub struct Calling {
     /// `None` when the call row is gone (deleted with its account data).
     pub call_status: Option<CallStatus>,
     pub outcome: Option<Outcome>,
+    pub callback_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
 }
 
 pub async fn calling(db: &Db, campaign_id: &Id) -> StoreResult<Vec<Calling>> {
     let rows = sqlx::query(
-        "SELECT cc.contact_id, cc.attempts, cc.last_call_id, c.status, c.outcome, c.ended_at \
+        "SELECT cc.contact_id, cc.attempts, cc.last_call_id, c.status, c.outcome, c.callback_at, c.ended_at \
          FROM campaign_contacts cc LEFT JOIN calls c ON c.id = cc.last_call_id \
          WHERE cc.campaign_id = $1 AND cc.state = $2",
     )
@@ -78,6 +79,7 @@ pub async fn calling(db: &Db, campaign_id: &Id) -> StoreResult<Vec<Calling>> {
                 call_id: Id::from_trusted(row.opt_text("last_call_id")?.unwrap_or_default()),
                 call_status: row.opt_text("status")?.as_deref().and_then(CallStatus::parse),
                 outcome: row.opt_text("outcome")?.as_deref().and_then(Outcome::parse),
+                callback_at: row.opt_text("callback_at")?.map(|t| Timestamp::from_db(&t)),
                 ended_at: row.opt_text("ended_at")?.map(|t| Timestamp::from_db(&t)),
             })
         })

@@ -1,11 +1,12 @@
 //! Campaigns that dial: the dialer calls a campaign's audience through the simulator carrier
 //! (real calls, real speech), within its concurrency limit, skips do-not-call contacts,
-//! retries the unreached after `retryInterval` (the test clock moves time forward), and
-//! completes the campaign; schedules start campaigns and keep them within calling hours and
+//! retries the unreached after `retryInterval` and calls back at the time a callee asked for
+//! (the test clock moves time forward), and completes the campaign; schedules start campaigns and keep them within calling hours and
 //! dates; the lease lets one node dial a campaign at a time.
 
 use std::time::Duration;
 
+use callcenter::clock::Clock;
 use callcenter::domain::{Id, Timestamp};
 use callcenter::store::campaign_dialing;
 use serde_json::{Value, json};
@@ -37,7 +38,7 @@ fn ended(call: &Value) -> bool {
 }
 
 #[tokio::test]
-async fn a_campaign_calls_its_audience_within_its_limit_retries_the_busy_and_completes() {
+async fn a_campaign_calls_its_audience_within_its_limit_retries_the_unreached_and_completes() {
     let app = app().await;
     let receiver = Receiver::start().await;
     let (status, hook) = app
@@ -50,15 +51,20 @@ async fn a_campaign_calls_its_audience_within_its_limit_retries_the_busy_and_com
     receiver.set_secret(hook["secret"].as_str().unwrap());
     let template = app.sales_template().await;
     let agrees = contact(&app, "John Smith", "+15550100001", false).await;
-    let declines = contact(&app, "Mary Jones", "+15550100002", false).await;
     let callback = contact(&app, "Carl Later", "+15550100004", false).await;
+    // Three that ring 4 s unanswered: calls under way without loading the speech models.
+    let mut unanswered = Vec::new();
+    for name in ["Nick Noanswer", "Nell Noanswer", "Ned Noanswer"] {
+        unanswered.push(contact(&app, name, "+15550100007", false).await);
+    }
     let busy = contact(&app, "Bob Busy", "+15550100008", false).await;
-    let never = contact(&app, "Nora Never", "+15550100005", true).await;
+    let do_not_call = contact(&app, "Dora Never", "+15550100005", true).await;
+    let audience = [&agrees, &callback, &unanswered[0], &unanswered[1], &unanswered[2], &busy, &do_not_call];
 
     let (status, campaign) = app
         .post(
             "/v1/campaigns",
-            json!({"name": "Widgets", "templateId": template, "contacts": [agrees, declines, callback, busy, never],
+            json!({"name": "Widgets", "templateId": template, "contacts": audience,
                    "callSettings": {"maxConcurrentCalls": 2, "callerId": "+15559876543",
                                     "retrySettings": {"maxAttempts": 2, "retryInterval": 5}}}),
         )
@@ -72,13 +78,13 @@ async fn a_campaign_calls_its_audience_within_its_limit_retries_the_busy_and_com
     assert_eq!(status, 200, "{body}");
 
     // Until the first attempts are over, never more than two calls of the campaign at once
-    // (three talk for a while each, so an ignored limit shows).
+    // (five of them last seconds, so an ignored limit shows).
     let most_at_once = std::cell::Cell::new(0);
     let first_round =
         eventually_every(Duration::from_millis(200), Duration::from_secs(180), "the first attempts", || async {
             let calls = campaign_calls(&app, &id).await;
             most_at_once.set(most_at_once.get().max(calls.iter().filter(|c| !ended(c)).count()));
-            (calls.len() == 4 && calls.iter().all(ended)).then_some(calls)
+            (calls.len() == 6 && calls.iter().all(ended)).then_some(calls)
         })
         .await;
     let most_at_once = most_at_once.get();
@@ -92,49 +98,73 @@ async fn a_campaign_calls_its_audience_within_its_limit_retries_the_busy_and_com
         assert_eq!(call["callerId"], "+15559876543", "{call}");
         assert_eq!(call["variables"]["productName"], "Premium Widget", "{call}");
     }
-    assert!(by_contact(&first_round, &never).is_empty(), "a do-not-call contact was called");
+    assert!(by_contact(&first_round, &do_not_call).is_empty(), "a do-not-call contact was called");
     assert_eq!(by_contact(&first_round, &agrees)[0]["outcome"], "successful", "{first_round:#?}");
-    assert_eq!(by_contact(&first_round, &declines)[0]["outcome"], "rejected", "{first_round:#?}");
+    for contact in &unanswered {
+        assert_eq!(by_contact(&first_round, contact)[0]["outcome"], "noAnswer", "{first_round:#?}");
+    }
     assert_eq!(by_contact(&first_round, &callback)[0]["outcome"], "callbackRequested", "{first_round:#?}");
     assert_eq!(by_contact(&first_round, &busy)[0]["outcome"], "busy", "{first_round:#?}");
+    // "Can you call me back tomorrow at 3 pm?": no schedule, so 15:00 UTC the next day.
+    let asked = &by_contact(&first_round, &callback)[0];
+    let ended_at = Timestamp::parse(asked["endedAt"].as_str().unwrap()).unwrap();
+    let tomorrow = ended_at.as_jiff().to_zoned(jiff::tz::TimeZone::UTC).date().tomorrow().unwrap();
+    assert_eq!(asked["callbackAt"], format!("{tomorrow}T15:00:00Z"), "{asked}");
+    let callback_at = Timestamp::parse(asked["callbackAt"].as_str().unwrap()).unwrap();
+    assert!(by_contact(&first_round, &agrees)[0].get("callbackAt").is_none(), "callbackAt only with a callback");
 
-    // The busy contact is tried again only once retryInterval (5 min) has passed.
+    // The unreached are tried again only once retryInterval (5 min) has passed.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(campaign_calls(&app, &id).await.len(), 4, "retried before retryInterval");
+    assert_eq!(campaign_calls(&app, &id).await.len(), 6, "retried before retryInterval");
     let (_, now_campaign) = app.get_json(&format!("/v1/campaigns/{id}")).await;
     assert_eq!(now_campaign["status"], "active", "{now_campaign}");
     app.clock.advance(5 * 60 + 1);
     let all = eventually_every(Duration::from_millis(250), Duration::from_secs(60), "the retry", || async {
         let calls = campaign_calls(&app, &id).await;
-        (calls.len() == 5 && calls.iter().all(ended)).then_some(calls)
+        (calls.len() == 10 && calls.iter().all(ended)).then_some(calls)
     })
     .await;
-    let busy_calls = by_contact(&all, &busy);
-    assert_eq!(busy_calls.len(), 2, "{all:#?}");
-    assert!(busy_calls.iter().all(|c| c["outcome"] == "busy"), "{busy_calls:#?}");
+    for contact in unanswered.iter().chain([&busy]) {
+        let calls = by_contact(&all, contact);
+        assert_eq!(calls.len(), 2, "{all:#?}");
+        assert_eq!(calls[0]["outcome"], calls[1]["outcome"], "{calls:#?}");
+    }
 
-    // maxAttempts (2) reached: nobody is left, and the campaign completes.
+    // The callback is made when asked for (the clock moved past it), once: the callee asks
+    // again, and maxAttempts (2) is reached.
+    app.clock.advance(callback_at.seconds_since(app.clock.now()) + 1);
+    let all = eventually_every(Duration::from_millis(250), Duration::from_secs(120), "the callback", || async {
+        let calls = campaign_calls(&app, &id).await;
+        (calls.len() == 11 && calls.iter().all(ended)).then_some(calls)
+    })
+    .await;
+    let callback_calls = by_contact(&all, &callback);
+    assert_eq!(callback_calls.len(), 2, "{all:#?}");
+    let started_at = Timestamp::parse(callback_calls[0]["startedAt"].as_str().unwrap()).unwrap();
+    assert!(started_at >= callback_at, "called back at {started_at}, asked for {callback_at}");
+
+    // Nobody is left, and the campaign completes.
     let done = eventually_every(Duration::from_millis(250), Duration::from_secs(20), "completion", || async {
         let (_, c) = app.get_json(&format!("/v1/campaigns/{id}")).await;
         (c["status"] == "completed").then_some(c)
     })
     .await;
-    assert_eq!(done["totalContacts"], 5, "{done}");
+    assert_eq!(done["totalContacts"], 7, "{done}");
     assert_eq!(done["completedCalls"], 3, "{done}");
     assert_eq!(done["successfulCalls"], 1, "{done}");
-    assert_eq!(done["progress"], 60.0, "{done}");
+    assert_eq!(done["progress"], 42.9, "{done}");
     assert!(done["startedAt"].is_string() && done["lastRunAt"].is_string(), "{done}");
     // Nothing more is dialed after completion, even much later.
     app.clock.advance(3600);
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(campaign_calls(&app, &id).await.len(), 5);
+    assert_eq!(campaign_calls(&app, &id).await.len(), 11);
 
     let received = receiver.wait_for(2, Duration::from_secs(20)).await;
     let events: Vec<(&str, &Value)> = received.iter().map(|r| (r.event_type.as_str(), &r.body["data"])).collect();
     assert_eq!(events.iter().map(|e| e.0).collect::<Vec<_>>(), ["campaign.started", "campaign.completed"]);
     assert_eq!(events[1].1["campaignId"], id.as_str(), "{:?}", events[1]);
     assert_eq!(events[1].1["status"], "completed", "{:?}", events[1]);
-    assert_eq!(events[1].1["totalContacts"], 5, "{:?}", events[1]);
+    assert_eq!(events[1].1["totalContacts"], 7, "{:?}", events[1]);
     assert_eq!(events[1].1["completedCalls"], 3, "{:?}", events[1]);
     assert_eq!(events[1].1["successfulCalls"], 1, "{:?}", events[1]);
     receiver.assert_no_problems();
