@@ -142,24 +142,20 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(middleware::housekeeping(self.state.clone()));
         let relay = tokio::spawn(self.state.relay.clone().run());
-        let dispatcher = self
-            .state
-            .config
-            .telephony
-            .dispatch_calls
-            .then(|| tokio::spawn(crate::session::dispatcher::run(self.state.clone())));
         // Campaign calls are placed by the dispatcher, so the dialer runs where it does.
-        let dialer = self
-            .state
-            .config
-            .telephony
-            .dispatch_calls
-            .then(|| tokio::spawn(crate::campaigns::dialer::run(self.state.clone())));
+        let placing: Vec<_> = if self.state.config.telephony.dispatch_calls {
+            vec![
+                tokio::spawn(crate::session::dispatcher::run(self.state.clone())),
+                tokio::spawn(crate::campaigns::dialer::run(self.state.clone())),
+            ]
+        } else {
+            Vec::new()
+        };
         let router = router(self.state.clone());
         let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         housekeeping.abort();
         relay.abort();
-        for task in [dispatcher, dialer].into_iter().flatten() {
+        for task in placing {
             task.abort();
         }
         self.state.db.close().await;

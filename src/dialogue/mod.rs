@@ -31,6 +31,6 @@ mod scenarios;
 pub use answer::{Answer, Expect, classify, classify_dtmf};
 pub use beep::{Beep, BeepConfig, BeepDetector};
 pub use engine::{Action, Dialogue, DialogueConfig, Event, LineId, Phrases, Summary, Unanswered};
-pub use script::{Script, ScriptError, ScriptStep, values};
+pub use script::{Script, ScriptError, ScriptStep};
 pub use voicemail::{MachineConfig, MachineDetector, Verdict};
 pub use when::CallbackTime;

@@ -1,8 +1,6 @@
 //! A template made ready for one call: `{variables}` filled, branch targets resolved to
 //! step positions, and for each step whether it listens and for what kind of answer.
 
-use std::collections::BTreeMap;
-
 use thiserror::Error;
 
 use super::answer::Expect;
@@ -120,14 +118,6 @@ impl Script {
     }
 }
 
-/// A variable's value from the call's own variables, else from the contact's fields.
-pub fn values<'a>(
-    call: &'a BTreeMap<String, String>,
-    contact: Option<&'a BTreeMap<String, String>>,
-) -> impl Fn(&str) -> Option<String> + 'a {
-    move |name: &str| call.get(name).or_else(|| contact.and_then(|c| c.get(name))).cloned()
-}
-
 /// Whether the last question in a text asks for yes or no: it opens with an auxiliary verb
 /// ("Do you...", "Would you...", "Is this...").
 fn is_yes_no_question(text: &str) -> bool {
@@ -169,11 +159,22 @@ fn is_yes_no_question(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::domain::template::StepNext;
 
     fn step(id: &str, kind: StepType, content: &str) -> Step {
         Step { id: id.into(), step_type: kind, content: content.into(), next: None }
+    }
+
+    /// A variable's value from the call's own variables, else from the contact's fields (as
+    /// `session::setup` looks them up).
+    fn values<'a>(
+        call: &'a BTreeMap<String, String>,
+        contact: Option<&'a BTreeMap<String, String>>,
+    ) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name: &str| call.get(name).or_else(|| contact.and_then(|c| c.get(name))).cloned()
     }
 
     #[test]

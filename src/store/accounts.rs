@@ -101,8 +101,8 @@ fn key_from_row(row: &sqlx::any::AnyRow) -> StoreResult<ApiKeyRecord> {
         account_id: Id::from_trusted(row.text("account_id")?),
         name: row.opt_text("name")?,
         created_at: Timestamp::from_db(&row.text("created_at")?),
-        last_used_at: row.opt_text("last_used_at")?.map(|t| Timestamp::from_db(&t)),
-        revoked_at: row.opt_text("revoked_at")?.map(|t| Timestamp::from_db(&t)),
+        last_used_at: row.opt_time("last_used_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
     })
 }
 
@@ -159,7 +159,7 @@ pub async fn authenticate(db: &Db, key: &str) -> StoreResult<Option<Principal>> 
     Ok(Some(Principal {
         account_id: Id::from_trusted(row.text("account_id")?),
         key_id,
-        last_used_at: row.opt_text("last_used_at")?.map(|t| Timestamp::from_db(&t)),
+        last_used_at: row.opt_time("last_used_at")?,
     }))
 }
 

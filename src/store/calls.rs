@@ -89,10 +89,6 @@ fn corrupt(col: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{col}: unknown value '{value}'"))
 }
 
-fn opt_time(row: &AnyRow, col: &str) -> StoreResult<Option<Timestamp>> {
-    Ok(row.opt_text(col)?.map(|t| Timestamp::from_db(&t)))
-}
-
 fn from_row(row: &AnyRow) -> StoreResult<Call> {
     let status = row.text("status")?;
     let direction = row.text("direction")?;
@@ -107,16 +103,16 @@ fn from_row(row: &AnyRow) -> StoreResult<Call> {
         template_id: row.opt_text("template_id")?.map(Id::from_trusted),
         campaign_id: row.opt_text("campaign_id")?.map(Id::from_trusted),
         variables: json_col(row, "variables")?,
-        scheduled_at: opt_time(row, "scheduled_at")?,
+        scheduled_at: row.opt_time("scheduled_at")?,
         caller_id: row.opt_text("caller_id")?,
-        started_at: opt_time(row, "started_at")?,
-        ended_at: opt_time(row, "ended_at")?,
+        started_at: row.opt_time("started_at")?,
+        ended_at: row.opt_time("ended_at")?,
         duration: row.opt_int("duration")?,
         recording_url: row.opt_text("recording_url")?,
         transcript_url: row.opt_text("transcript_url")?,
         outcome: outcome.map(|o| Outcome::parse(&o).ok_or_else(|| corrupt("outcome", &o))).transpose()?,
         notes: row.opt_text("notes")?,
-        callback_at: opt_time(row, "callback_at")?,
+        callback_at: row.opt_time("callback_at")?,
         effective_at: Timestamp::from_db(&row.text("effective_at")?),
         created_at: Timestamp::from_db(&row.text("created_at")?),
         updated_at: Timestamp::from_db(&row.text("updated_at")?),

@@ -79,8 +79,8 @@ pub async fn calling(db: &Db, campaign_id: &Id) -> StoreResult<Vec<Calling>> {
                 call_id: Id::from_trusted(row.opt_text("last_call_id")?.unwrap_or_default()),
                 call_status: row.opt_text("status")?.as_deref().and_then(CallStatus::parse),
                 outcome: row.opt_text("outcome")?.as_deref().and_then(Outcome::parse),
-                callback_at: row.opt_text("callback_at")?.map(|t| Timestamp::from_db(&t)),
-                ended_at: row.opt_text("ended_at")?.map(|t| Timestamp::from_db(&t)),
+                callback_at: row.opt_time("callback_at")?,
+                ended_at: row.opt_time("ended_at")?,
             })
         })
         .collect()

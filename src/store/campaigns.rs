@@ -100,10 +100,6 @@ pub enum MissingReference {
 pub(super) const COLUMNS: &str = "id, name, description, status, template_id, total_contacts, schedule, call_settings, \
                        created_at, updated_at, started_at, ended_at";
 
-fn opt_time(row: &AnyRow, col: &str) -> StoreResult<Option<Timestamp>> {
-    Ok(row.opt_text(col)?.map(|t| Timestamp::from_db(&t)))
-}
-
 pub(super) fn from_row(row: &AnyRow) -> StoreResult<Campaign> {
     let status = row.text("status")?;
     let schedule = row
@@ -124,9 +120,9 @@ pub(super) fn from_row(row: &AnyRow) -> StoreResult<Campaign> {
         call_settings: json_col(row, "call_settings")?,
         created_at: Timestamp::from_db(&row.text("created_at")?),
         updated_at: Timestamp::from_db(&row.text("updated_at")?),
-        started_at: opt_time(row, "started_at")?,
+        started_at: row.opt_time("started_at")?,
         last_run_at: None,
-        ended_at: opt_time(row, "ended_at")?,
+        ended_at: row.opt_time("ended_at")?,
     })
 }
 
@@ -172,7 +168,7 @@ async fn call_counts(db: &Db, account_id: &Id, ids: &[&Id]) -> StoreResult<HashM
             CallCounts {
                 completed: row.opt_int("completed")?.unwrap_or(0),
                 successful: row.opt_int("successful")?.unwrap_or(0),
-                last_run_at: opt_time(&row, "last_run_at")?,
+                last_run_at: row.opt_time("last_run_at")?,
             },
         );
     }

@@ -270,6 +270,10 @@ pub trait RowExt {
     fn int(&self, col: &str) -> StoreResult<i64>;
     fn opt_int(&self, col: &str) -> StoreResult<Option<i64>>;
     fn opt_float(&self, col: &str) -> StoreResult<Option<f64>>;
+    /// A nullable timestamp column (RFC 3339 text).
+    fn opt_time(&self, col: &str) -> StoreResult<Option<crate::domain::Timestamp>> {
+        Ok(self.opt_text(col)?.map(|t| crate::domain::Timestamp::from_db(&t)))
+    }
 }
 
 impl RowExt for AnyRow {

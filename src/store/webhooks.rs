@@ -35,10 +35,6 @@ pub struct WebhookEndpoint {
 const COLUMNS: &str = "id, url, description, events, enabled, disabled_reason, failing_since, \
                        previous_secret_expires_at, created_at, updated_at";
 
-fn ts(row: &AnyRow, col: &str) -> StoreResult<Option<Timestamp>> {
-    Ok(row.opt_text(col)?.map(|t| Timestamp::from_db(&t)))
-}
-
 fn from_row(row: &AnyRow) -> StoreResult<WebhookEndpoint> {
     Ok(WebhookEndpoint {
         id: Id::from_trusted(row.text("id")?),
@@ -47,8 +43,8 @@ fn from_row(row: &AnyRow) -> StoreResult<WebhookEndpoint> {
         events: json_col(row, "events")?,
         enabled: row.int("enabled")? != 0,
         disabled_reason: row.opt_text("disabled_reason")?,
-        failing_since: ts(row, "failing_since")?,
-        previous_secret_expires_at: ts(row, "previous_secret_expires_at")?,
+        failing_since: row.opt_time("failing_since")?,
+        previous_secret_expires_at: row.opt_time("previous_secret_expires_at")?,
         created_at: Timestamp::from_db(&row.text("created_at")?),
         updated_at: Timestamp::from_db(&row.text("updated_at")?),
     })
@@ -253,7 +249,7 @@ pub async fn list_attempts(
                 status_code: r.opt_int("status_code")?,
                 latency_ms: r.int("latency_ms")?,
                 error: r.opt_text("error")?,
-                next_retry_at: ts(r, "next_retry_at")?,
+                next_retry_at: r.opt_time("next_retry_at")?,
                 delivery_status: r.text("delivery_status")?,
             })
         })
