@@ -141,7 +141,7 @@ fn endpoint(rate: VadRate, samples: &[i16], bot_speaking: bool) -> Turns {
             match event {
                 Event::SpeechStarted => turns.started.push(i),
                 Event::SpeechEnded { .. } => turns.ended.push(i),
-                Event::Pause { .. } => {}
+                Event::Pause { .. } | Event::Resumed => {}
                 Event::BargeIn => turns.barge_ins.push(i),
             }
         }

@@ -156,6 +156,13 @@ pub enum Event {
         text: String,
         confidence: f32,
     },
+    /// A transcribed caller turn said before the line now in play started (its words came
+    /// late, from a busy recogniser): it answers nothing, but an opt-out or a callback request
+    /// in it still counts.
+    CallerAside {
+        text: String,
+        confidence: f32,
+    },
     Dtmf(char),
     /// The beep detector heard an answering-machine beep end.
     Beep,
@@ -267,7 +274,7 @@ enum Message {
     Cut,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Tally {
     unanswered: Option<Unanswered>,
     voicemail: Option<(MachineSign, Message)>,
@@ -281,6 +288,7 @@ struct Tally {
     ending: Option<(Ending, Option<String>)>,
 }
 
+#[derive(Clone)]
 pub struct Dialogue {
     script: Script,
     config: DialogueConfig,
@@ -326,6 +334,20 @@ impl Dialogue {
 
     pub fn is_finished(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Goes back to `earlier`, a clone of this dialogue taken before a caller turn that turned
+    /// out to be unfinished (the call core withdraws the reply). Line ids keep counting up, so
+    /// audio or marks of the withdrawn line can never be taken for a later one.
+    pub fn rewind_to(&mut self, earlier: Dialogue) {
+        let lines = self.lines;
+        *self = earlier;
+        self.lines = self.lines.max(lines);
+    }
+
+    /// True while a line the caller may interrupt is being said.
+    pub fn speaking_interruptibly(&self) -> bool {
+        matches!(self.state, State::Speaking { interruptible: true, .. })
     }
 
     /// The line playing, if any.
@@ -392,6 +414,7 @@ impl Dialogue {
             Event::CallerSpeechStarted => self.on_speech_started(now, &mut out),
             Event::CallerSpeechEnded => self.on_speech_ended(now, &mut out),
             Event::CallerTurn { text, confidence } => self.on_turn(text, confidence, now, &mut out),
+            Event::CallerAside { text, confidence } => self.on_aside(text, confidence, now, &mut out),
             Event::Dtmf(digit) => self.on_dtmf(digit, now, &mut out),
             Event::Beep => self.on_beep(now, &mut out),
             Event::Tick => self.on_tick(now, &mut out),
@@ -509,6 +532,23 @@ impl Dialogue {
                         }
                     }
                     _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_aside(&mut self, text: String, confidence: f32, now: Instant, out: &mut Vec<Action>) {
+        if self.feed_detector(now, out, |d| d.transcript(&text, now)) {
+            return;
+        }
+        match self.state {
+            // Over a line, a turn is an aside anyway.
+            State::Speaking { .. } => self.on_turn(text, confidence, now, out),
+            State::Listening { step, purpose, .. } => {
+                let answer = classify(&text, Expect::Open);
+                if matches!(answer, Answer::OptOut | Answer::Callback(_)) {
+                    self.on_answer(step, purpose, answer, text, now, out);
                 }
             }
             _ => {}

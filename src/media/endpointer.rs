@@ -16,13 +16,11 @@
 //!   speech instead, and [`Event::BargeIn`] is emitted right before `SpeechStarted`: a cough or an
 //!   "mm-hmm" under the bot's voice neither interrupts it nor becomes a turn. A turn already in
 //!   progress when the bot starts speaking emits `BargeIn` once it has `barge_in_ms` of speech.
-//! - The turn ends ([`Event::SpeechEnded`]) after `end_silence_ms` of consecutive frames below
-//!   `end_threshold`. Adaptive end: after [`Endpointer::expect_short_answer`] (the dialogue just
-//!   asked a yes/no question), a turn whose speech is still at most `short_turn_ms` ends after
-//!   the shorter `short_end_silence_ms`; a caller who starts explaining instead outgrows the short
-//!   limit and gets the full silence. The hint applies to the next turn only. The endpointer
-//!   does not shorten on its own: without knowing the question, a short "Well..." followed by a
-//!   pause looks exactly like a complete "yes".
+//! - The turn ends on its own ([`Event::SpeechEnded`]) after `end_silence_ms` of consecutive
+//!   frames below `end_threshold`. That is a ceiling: silence alone cannot tell "Yes," (more to
+//!   come) from "Yes." (done), so with `pause_events` the call core asks an end-of-turn model at
+//!   each [`Event::Pause`] and ends a finished turn early with [`Endpointer::end_turn`]. A caller
+//!   who speaks again after a `Pause` gets [`Event::Resumed`]: the turn goes on.
 //! - The turn's audio starts `pre_roll_ms` before the first speech frame (the VAD reacts after
 //!   a word's soft onset) and ends `pre_roll_ms` after the last speech frame, so STT neither
 //!   loses leading consonants nor pays for the whole end-of-turn silence.
@@ -50,20 +48,17 @@ pub struct EndpointerConfig {
     pub min_speech_ms: u32,
     /// Consecutive silence that drops a candidate before it becomes a turn.
     pub start_gap_ms: u32,
-    /// Consecutive silence that ends a turn.
+    /// Consecutive silence that ends a turn by itself (the ceiling: see the module docs).
     pub end_silence_ms: u32,
-    /// End silence for a short turn after `expect_short_answer(true)`.
-    pub short_end_silence_ms: u32,
-    /// A turn with at most this much speech is short.
-    pub short_turn_ms: u32,
     /// Speech needed, while the bot speaks, before the caller interrupts it.
     pub barge_in_ms: u32,
     /// Audio kept before the first and after the last speech frame of a turn.
     pub pre_roll_ms: u32,
     /// Longest turn handed out at once; sizes the turn buffer.
     pub max_turn_ms: u32,
-    /// Emit [`Event::Pause`] when a turn's trailing silence reaches `pre_roll_ms`, so its
-    /// audio can be transcribed while the end of the turn is still being confirmed.
+    /// Emit [`Event::Pause`] when a turn's trailing silence reaches `pre_roll_ms` (and
+    /// [`Event::Resumed`] when speech follows it), so the turn's audio can be judged and
+    /// transcribed while its end is still open.
     pub pause_events: bool,
 }
 
@@ -77,8 +72,6 @@ impl Default for EndpointerConfig {
             min_speech_ms: 140,
             start_gap_ms: 60,
             end_silence_ms: 400,
-            short_end_silence_ms: 200,
-            short_turn_ms: 800,
             barge_in_ms: 200,
             pre_roll_ms: 200,
             // 15 s at 16 kHz is 480 KB per call; longer monologues arrive as several turns.
@@ -112,9 +105,11 @@ pub enum Event {
     BargeIn,
     /// The caller has been silent for `pre_roll_ms` and the turn may be over (only with
     /// `pause_events`, and only when the end silence is longer than that). `audio` is exactly
-    /// what `SpeechEnded` will carry if no speech follows before the end (same length), so a
-    /// transcription started now can be used as the turn's.
+    /// what `SpeechEnded` (or `end_turn`) will carry if no speech follows before the end (same
+    /// length), so a transcription started now can be used as the turn's.
     Pause { audio: Vec<i16> },
+    /// Speech again after a `Pause`: the turn goes on, what was started at the pause is stale.
+    Resumed,
 }
 
 /// The events of one frame, in order; at most three (a turn cut at `max_turn_ms` can end, and
@@ -159,8 +154,6 @@ pub struct Endpointer {
     min_speech_frames: u32,
     start_gap_frames: u32,
     end_silence_frames: u32,
-    short_end_silence_frames: u32,
-    short_turn_frames: u32,
     barge_in_frames: u32,
     /// Pre-roll (and tail) length in samples.
     pad: usize,
@@ -169,7 +162,6 @@ pub struct Endpointer {
 
     state: State,
     bot_speaking: bool,
-    expect_short: bool,
     /// Last `pad` samples seen, oldest at `ring_pos` once full.
     ring: Vec<i16>,
     ring_pos: usize,
@@ -202,7 +194,6 @@ impl Endpointer {
             ("min_speech_ms", c.min_speech_ms),
             ("start_gap_ms", c.start_gap_ms),
             ("end_silence_ms", c.end_silence_ms),
-            ("short_end_silence_ms", c.short_end_silence_ms),
             ("barge_in_ms", c.barge_in_ms),
         ] {
             if ms < FRAME_MS {
@@ -220,14 +211,11 @@ impl Endpointer {
             min_speech_frames: frames(c.min_speech_ms),
             start_gap_frames: frames(c.start_gap_ms),
             end_silence_frames: frames(c.end_silence_ms),
-            short_end_silence_frames: frames(c.short_end_silence_ms),
-            short_turn_frames: frames(c.short_turn_ms),
             barge_in_frames: frames(c.barge_in_ms),
             pad,
             pause_frames: if c.pause_events { frames(c.pre_roll_ms).max(1) } else { 0 },
             state: State::Idle,
             bot_speaking: false,
-            expect_short: false,
             ring: vec![0; pad],
             ring_pos: 0,
             ring_len: 0,
@@ -244,14 +232,37 @@ impl Endpointer {
         self.bot_speaking = speaking;
     }
 
-    /// The next turn is probably a short answer (yes/no question): end it sooner if it stays short.
-    pub fn expect_short_answer(&mut self, expect: bool) {
-        self.expect_short = expect;
-    }
-
     /// True between `SpeechStarted` and `SpeechEnded`.
     pub fn in_turn(&self) -> bool {
         self.state == State::Turn
+    }
+
+    /// True when no turn or candidate is open: the caller is not talking.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Idle
+    }
+
+    /// Milliseconds of speech in the open turn or candidate (0 when idle).
+    pub fn speech_ms(&self) -> u32 {
+        if self.state == State::Idle { 0 } else { self.speech_frames * FRAME_MS }
+    }
+
+    /// Milliseconds of trailing silence in the open turn (0 while the caller speaks).
+    pub fn silence_ms(&self) -> u32 {
+        if self.state == State::Turn { self.silence_run * FRAME_MS } else { 0 }
+    }
+
+    /// Ends the open turn now, at a pause the caller is in, and returns its audio (the same
+    /// as the last `Pause` carried once the pause reached it). `None` while the caller is
+    /// speaking or when no turn is open: a turn is only ended in silence.
+    pub fn end_turn(&mut self) -> Option<Vec<i16>> {
+        if self.state != State::Turn || self.silence_run == 0 {
+            return None;
+        }
+        match self.finish_turn() {
+            Event::SpeechEnded { audio, .. } => Some(audio),
+            _ => None,
+        }
     }
 
     /// Feeds one 20 ms frame: its VAD speech probability and its samples.
@@ -274,6 +285,9 @@ impl Endpointer {
             State::Candidate | State::Turn => {
                 self.turn.extend_from_slice(samples);
                 if probability >= self.end_threshold {
+                    if self.pause_frames > 0 && self.silence_run >= self.pause_frames && self.state == State::Turn {
+                        events.push(Event::Resumed);
+                    }
                     self.speech_frames += 1;
                     self.silence_run = 0;
                     self.voiced_len = self.turn.len();
@@ -286,7 +300,7 @@ impl Endpointer {
                     } else {
                         self.check_start(&mut events);
                     }
-                } else if self.silence_run >= self.current_end_silence() {
+                } else if self.silence_run >= self.end_silence_frames {
                     events.push(self.finish_turn());
                 } else {
                     if self.silence_run == self.pause_frames && self.pause_frames > 0 {
@@ -332,19 +346,10 @@ impl Endpointer {
         }
     }
 
-    fn current_end_silence(&self) -> u32 {
-        if self.expect_short && self.speech_frames <= self.short_turn_frames {
-            self.short_end_silence_frames
-        } else {
-            self.end_silence_frames
-        }
-    }
-
     fn finish_turn(&mut self) -> Event {
         let end = self.turn.len().min(self.voiced_len + self.pad);
         let audio = self.turn[..end].to_vec();
         let silence_ms = self.silence_run * FRAME_MS;
-        self.expect_short = false;
         self.reset_turn();
         Event::SpeechEnded { audio, silence_ms }
     }
@@ -387,6 +392,7 @@ mod tests {
         ended: Vec<(usize, Vec<i16>)>,
         barge_ins: Vec<usize>,
         pauses: Vec<(usize, Vec<i16>)>,
+        resumed: Vec<usize>,
         frames: usize,
     }
 
@@ -404,6 +410,7 @@ mod tests {
                     Event::SpeechEnded { audio, .. } => run.ended.push((i, audio)),
                     Event::BargeIn => run.barge_ins.push(i),
                     Event::Pause { audio } => run.pauses.push((i, audio)),
+                    Event::Resumed => run.resumed.push(i),
                 }
             }
             run.frames += 1;
@@ -450,17 +457,36 @@ mod tests {
         assert_eq!(run.pauses[1].1, run.ended[0].1, "the early audio is the turn's");
         assert!(run.pauses[0].1.len() < run.ended[0].1.len(), "the mid-turn pause's audio is not");
 
-        // Without the option, or when the end silence is no longer than the pre-roll (a short
-        // answer), no pause is emitted.
+        assert_eq!(run.resumed, vec![(200 + 600 + 300) / 20], "speech after the first pause resumes the turn");
+
+        // Without the option, no pause is emitted.
         let mut plain = endpointer();
         let mut run = Run::default();
         feed(&mut plain, &mut run, &p);
-        assert!(run.pauses.is_empty());
-        let mut ep = Endpointer::new(&EndpointerConfig { pause_events: true, ..EndpointerConfig::default() }).unwrap();
-        ep.expect_short_answer(true);
+        assert!(run.pauses.is_empty() && run.resumed.is_empty());
+    }
+
+    #[test]
+    fn end_turn_ends_a_turn_only_in_a_pause_and_hands_out_the_pause_audio() {
+        let mut ep = Endpointer::new(&EndpointerConfig {
+            pause_events: true,
+            end_silence_ms: 2000,
+            ..EndpointerConfig::default()
+        })
+        .unwrap();
         let mut run = Run::default();
-        feed(&mut ep, &mut run, &seq(&[ms(QUIET, 200), ms(SPEECH, 400), ms(QUIET, 600)]));
-        assert_eq!((run.pauses.len(), run.ended.len()), (0, 1), "{run:?}");
+        feed(&mut ep, &mut run, &seq(&[ms(QUIET, 200), ms(SPEECH, 600)]));
+        assert!(ep.in_turn() && !ep.is_idle());
+        assert_eq!(ep.end_turn(), None, "not while the caller speaks");
+        feed(&mut ep, &mut run, &ms(QUIET, 200));
+        assert_eq!(ep.silence_ms(), 200);
+        let audio = ep.end_turn().expect("ended in the pause");
+        assert_eq!(audio, run.pauses[0].1);
+        assert!(ep.is_idle());
+        assert_eq!(ep.end_turn(), None);
+        // Nothing more comes of that turn.
+        feed(&mut ep, &mut run, &ms(QUIET, 3000));
+        assert!(run.ended.is_empty(), "{run:?}");
     }
 
     #[test]
@@ -572,26 +598,6 @@ mod tests {
         let last_speech = (300 + 20 + 300 + 200 + 200) / 20 - 1;
         let latency = end_latency_ms(run.ended[0].0, last_speech);
         assert!((latency - 400).abs() <= i64::from(FRAME_MS), "ended {latency} ms after speech");
-    }
-
-    #[test]
-    fn a_short_answer_after_a_yes_no_question_ends_sooner() {
-        let mut ep = endpointer();
-        let mut run = Run::default();
-        ep.expect_short_answer(true);
-        feed(&mut ep, &mut run, &seq(&[ms(QUIET, 200), ms(SPEECH, 300), ms(QUIET, 600)]));
-        assert_eq!(end_latency_ms(run.ended[0].0, 10 + 15 - 1), 200);
-
-        // The hint was for that turn only.
-        let before = run.frames;
-        feed(&mut ep, &mut run, &seq(&[ms(SPEECH, 300), ms(QUIET, 600)]));
-        assert_eq!(end_latency_ms(run.ended[1].0, before + 15 - 1), 400);
-
-        // A caller who starts explaining instead outgrows the short limit.
-        ep.expect_short_answer(true);
-        let before = run.frames;
-        feed(&mut ep, &mut run, &seq(&[ms(SPEECH, 1200), ms(QUIET, 600)]));
-        assert_eq!(end_latency_ms(run.ended[2].0, before + 60 - 1), 400);
     }
 
     #[test]

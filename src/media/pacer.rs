@@ -128,6 +128,12 @@ impl<T: Copy + Default> Pacer<T> {
         dropped
     }
 
+    /// Holds what is queued: the next frame released starts on its own slot, as after a
+    /// pause, instead of counting the held slots as late.
+    pub fn pause(&mut self) {
+        self.playing = false;
+    }
+
     pub fn queued(&self) -> usize {
         self.len
     }

@@ -152,6 +152,33 @@ impl StreamResampler {
         result
     }
 
+    /// Resamples a whole clip of PCM16 to f32 at the output rate, reusing this resampler (it is
+    /// reset first, so its stream state is lost): the filter's delay is removed, so the result
+    /// is aligned with the input and `len * out / in` samples long. For a call's turns, which
+    /// are transcribed one clip at a time, without building a new FFT for each.
+    pub fn clip_to_f32(&mut self, clip: &[i16]) -> Result<Vec<f32>, ResampleError> {
+        self.reset();
+        let (n_in, n_out) = (self.input_len(), self.output_len());
+        let wanted = clip.len() * n_out / n_in;
+        let delay = self.latency();
+        let mut out = Vec::with_capacity(wanted + delay + n_out);
+        let mut frame_out = vec![0.0f32; n_out];
+        let mut frame_in = vec![0.0f32; n_in];
+        // The clip, then silence until the delayed tail has come out.
+        let frames = clip.len().div_ceil(n_in) + delay.div_ceil(n_out);
+        for i in 0..frames {
+            let chunk = clip.get(i * n_in..).unwrap_or_default();
+            let chunk = &chunk[..chunk.len().min(n_in)];
+            frame_in.fill(0.0);
+            i16_to_f32(chunk, &mut frame_in[..chunk.len()]);
+            self.process_f32(&frame_in, &mut frame_out)?;
+            out.extend_from_slice(&frame_out);
+        }
+        out.drain(..delay.min(out.len()));
+        out.truncate(wanted);
+        Ok(out)
+    }
+
     fn check_lengths(&self, input: usize, output: usize) -> Result<(), ResampleError> {
         let (expected_in, expected_out) = (frame_len(self.input_rate), frame_len(self.output_rate));
         if input != expected_in {
@@ -167,6 +194,24 @@ impl StreamResampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clip_is_resampled_aligned_and_whole_by_a_reused_resampler() {
+        let mut up = StreamResampler::new(8000, 16000).unwrap();
+        // A 200 Hz tone, 0.25 s (not a whole number of frames).
+        let clip: Vec<i16> = (0..2000)
+            .map(|i| ((i as f32 * 2.0 * std::f32::consts::PI * 200.0 / 8000.0).sin() * 16000.0) as i16)
+            .collect();
+        for _ in 0..2 {
+            let out = up.clip_to_f32(&clip).unwrap();
+            assert_eq!(out.len(), 4000);
+            // Aligned: sample 2k of the output is sample k of the input, away from the edges.
+            for k in (200..1800).step_by(97) {
+                let expected = f32::from(clip[k]) / 32768.0;
+                assert!((out[2 * k] - expected).abs() < 0.02, "sample {k}: {} vs {expected}", out[2 * k]);
+            }
+        }
+    }
     use std::f64::consts::PI;
 
     fn sine(freq: f64, rate: u32, amp: f64, len: usize) -> Vec<f32> {

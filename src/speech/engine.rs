@@ -31,6 +31,8 @@ impl SpeechEngine {
         // a little late: the queue is deep enough for every call slot to wait for a sentence.
         let mut tts_config = TtsConfig::default();
         tts_config.queue_depth = tts_config.queue_depth.max(64);
+        // Lines are cached at the calls' rate: a cached line is played without resampling.
+        tts_config.output_rate = Some(crate::session::core::RATE);
         let tts = TtsPool::new(paths, tts_config)?;
         Ok(SpeechEngine { vad, stt, tts })
     }

@@ -40,6 +40,14 @@ impl Drop for TestApp {
 
 /// Starts a server on a fresh SQLite file or PostgreSQL database, with `configure`
 /// applied to its configuration, and creates the account "acme" with a key.
+/// `CALLCENTER_TEST_LOG=callcenter=debug cargo test ... -- --nocapture` shows the server's logs
+/// (the same filter syntax as `RUST_LOG`); without it tests log nothing.
+pub fn init_test_logs() {
+    if let Ok(filter) = std::env::var("CALLCENTER_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}
+
 pub async fn start_app(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
     let database_url = match backend {
         Backend::Sqlite => None,
@@ -51,6 +59,7 @@ pub async fn start_app(backend: Backend, configure: impl FnOnce(&mut Config)) ->
 /// `start_app` on a given PostgreSQL database (`None`: a fresh SQLite file): a second
 /// gateway node sharing the first one's database, with a key of its own for "acme".
 pub async fn start_app_on(database_url: Option<String>, configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_test_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config =
         Config::for_store(StoreConfig { data_dir: PathBuf::from(dir.path()), database_url: database_url.clone() });

@@ -77,6 +77,10 @@ pub struct TtsConfig {
     pub peak: f32,
     /// Longer texts are refused with `InvalidInput` (a phone reply is a few sentences).
     pub max_text_chars: usize,
+    /// Resample every sentence to this rate in the worker, before it is cached: a call's
+    /// lines are then cached at the line's rate (8 kHz), so a cache hit costs no resampling.
+    /// `None`: the voice's own rate.
+    pub output_rate: Option<u32>,
 }
 
 impl TtsConfig {
@@ -100,6 +104,7 @@ impl TtsConfig {
             spinning: false,
             peak: 0.9,
             max_text_chars: 5_000,
+            output_rate: None,
         }
     }
 }
@@ -113,7 +118,8 @@ impl Default for TtsConfig {
 /// One sentence of audio.
 #[derive(Debug, Clone)]
 pub struct AudioChunk {
-    /// Mono PCM16 at `sample_rate` (the voice's rate, e.g. 22 050 Hz).
+    /// Mono PCM16 at `sample_rate` (the voice's rate, e.g. 22 050 Hz, or the pool's
+    /// `output_rate`).
     pub samples: Arc<[i16]>,
     pub sample_rate: u32,
     /// Position of the sentence in the reply (0-based).
@@ -344,6 +350,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The rate a voice's audio leaves the pool at.
+    fn output_rate(&self, voice: &VoiceConfig) -> u32 {
+        self.config.output_rate.unwrap_or(voice.sample_rate)
+    }
+
     /// A voice's config, read and checked on first use.
     fn voice(&self, name: &str) -> Result<Arc<VoiceConfig>, SpeechError> {
         check_voice_name(name)?;
@@ -477,8 +488,12 @@ impl TtsPool {
         let (voice, sentences) = self.prepare(voice, text)?;
         let (tx, rx) = mpsc::channel(sentences.len().max(1));
         let cancel = Arc::new(AtomicBool::new(false));
-        let stream =
-            TtsStream { rx, sample_rate: voice.sample_rate, sentences: sentences.len(), cancel: cancel.clone() };
+        let stream = TtsStream {
+            rx,
+            sample_rate: self.shared.output_rate(&voice),
+            sentences: sentences.len(),
+            cancel: cancel.clone(),
+        };
         self.submit(voice, sentences, Sink::Async(tx), cancel)?;
         Ok(stream)
     }
@@ -495,7 +510,7 @@ impl TtsPool {
         let cancel = Arc::new(AtomicBool::new(false));
         let stream = TtsBlockingStream {
             rx,
-            sample_rate: voice.sample_rate,
+            sample_rate: self.shared.output_rate(&voice),
             sentences: sentences.len(),
             cancel: cancel.clone(),
             failed: false,
@@ -667,7 +682,7 @@ impl Worker {
                 Some(hit) => Ok((hit.samples, true)),
                 None => self.synthesize(&voice, &sentence).map(|samples| {
                     let samples: Arc<[i16]> = samples.into();
-                    let entry = CachedAudio { samples: samples.clone(), sample_rate: voice.sample_rate };
+                    let entry = CachedAudio { samples: samples.clone(), sample_rate: self.shared.output_rate(&voice) };
                     self.shared.cache.insert(&voice.name, &sentence.text, entry);
                     (samples, false)
                 }),
@@ -676,7 +691,7 @@ impl Worker {
                 Ok((samples, cached)) => {
                     let chunk = AudioChunk {
                         samples,
-                        sample_rate: voice.sample_rate,
+                        sample_rate: self.shared.output_rate(&voice),
                         index,
                         text: sentence.text.into(),
                         cached,
@@ -725,10 +740,25 @@ impl Worker {
             .get_mut(&voice.name)
             .ok_or_else(|| SpeechError::Onnx(format!("voice {} is not loaded", voice.name)))?;
         let raw = session.infer(&ids.ids, 0)?;
-        let pcm = voice::to_pcm16(&raw, self.shared.config.peak);
+        let mut pcm = voice::to_pcm16(&raw, self.shared.config.peak);
+        let rate = self.shared.output_rate(voice);
+        if rate != voice.sample_rate {
+            pcm = resample_pcm(&pcm, voice.sample_rate, rate)?;
+        }
         metrics::histogram!("tts_sentence_seconds").record(started.elapsed().as_secs_f64());
         Ok(pcm)
     }
+}
+
+/// A sentence's PCM16 at another rate (once per synthesized sentence, in the worker).
+fn resample_pcm(pcm: &[i16], from: u32, to: u32) -> Result<Vec<i16>, SpeechError> {
+    let mut samples = vec![0.0f32; pcm.len()];
+    crate::media::pcm::i16_to_f32(pcm, &mut samples);
+    let resampled = crate::media::decode::resample_clip(&samples, from, to)
+        .map_err(|e| SpeechError::InvalidInput(e.to_string()))?;
+    let mut out = vec![0i16; resampled.len()];
+    crate::media::pcm::f32_to_i16(&resampled, &mut out);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@
 //! media format, the base64 payload). `MediaReorder` puts inbound chunks back in order and
 //! fills gaps, because a WebSocket relay may deliver them late or not at all.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Samples (= µ-law bytes) in Twilio's 20 ms media chunk at 8 kHz.
 pub const CHUNK_SAMPLES: usize = 160;
@@ -86,8 +87,71 @@ fn number(value: &Value, path: &[&str]) -> Option<u64> {
     }
 }
 
+/// A `media` message, read with borrowed fields: fifty of them a second per call, so they skip
+/// the `Value` tree the rarer messages are read through. `Cow`: a JSON string with escapes
+/// ("\/" in base64) cannot be borrowed as is.
+#[derive(serde::Deserialize)]
+struct MediaMessage<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    media: MediaFields<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct MediaFields<'a> {
+    #[serde(borrow, default)]
+    track: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    chunk: NumberOrText<'a>,
+    #[serde(borrow, default)]
+    timestamp: Option<NumberOrText<'a>>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+/// Twilio sends numbers as decimal strings; numbers are accepted too.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum NumberOrText<'a> {
+    Number(u64),
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+}
+
+impl NumberOrText<'_> {
+    fn value(&self) -> Option<u64> {
+        match self {
+            NumberOrText::Number(n) => Some(*n),
+            NumberOrText::Text(s) => s.parse().ok(),
+        }
+    }
+}
+
 impl Inbound {
+    /// The fast path for `media`; `None` when the message is anything else (or malformed, for
+    /// the general path to report).
+    fn parse_media(message: &str) -> Option<Result<Inbound, StreamMessageError>> {
+        let media: MediaMessage = serde_json::from_str(message).ok()?;
+        if media.event != "media" {
+            return None;
+        }
+        let chunk = media.media.chunk.value()?;
+        Some(match BASE64.decode(media.media.payload.as_bytes()) {
+            Ok(payload) => Ok(Inbound::Media {
+                track: media.media.track.map_or_else(|| "inbound".to_owned(), Cow::into_owned),
+                chunk,
+                timestamp_ms: media.media.timestamp.and_then(|t| t.value()).unwrap_or(0),
+                payload,
+            }),
+            Err(_) => Err(StreamMessageError::Payload),
+        })
+    }
+
     pub fn parse(message: &str) -> Result<Inbound, StreamMessageError> {
+        if let Some(media) = Inbound::parse_media(message) {
+            return media;
+        }
         let value: Value = serde_json::from_str(message).map_err(|e| StreamMessageError::NotJson(e.to_string()))?;
         if !value.is_object() {
             return Err(StreamMessageError::NotJson("not an object".into()));
@@ -177,15 +241,43 @@ pub enum Outbound<'a> {
 
 impl Outbound<'_> {
     pub fn to_json(&self, stream_sid: &str) -> String {
+        let mut out = String::new();
+        self.write_json(&json_string(stream_sid), &mut out);
+        out
+    }
+
+    /// Appends the message to `out`, written directly rather than through a `Value` tree (a
+    /// media message goes out 50 times a second per call). `stream_sid_json` is the stream's
+    /// SID already as a JSON string literal (`json_string`), quoted once per call.
+    pub fn write_json(&self, stream_sid_json: &str, out: &mut String) {
+        out.push_str(r#"{"event":""#);
         match self {
             Outbound::Media { payload } => {
-                json!({"event": "media", "streamSid": stream_sid, "media": {"payload": BASE64.encode(payload)}})
+                out.push_str(r#"media","streamSid":"#);
+                out.push_str(stream_sid_json);
+                out.push_str(r#","media":{"payload":""#);
+                BASE64.encode_string(payload, out);
+                out.push_str(r#""}}"#);
             }
-            Outbound::Mark { name } => json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}),
-            Outbound::Clear => json!({"event": "clear", "streamSid": stream_sid}),
+            Outbound::Mark { name } => {
+                out.push_str(r#"mark","streamSid":"#);
+                out.push_str(stream_sid_json);
+                out.push_str(r#","mark":{"name":"#);
+                out.push_str(&json_string(name));
+                out.push_str("}}");
+            }
+            Outbound::Clear => {
+                out.push_str(r#"clear","streamSid":"#);
+                out.push_str(stream_sid_json);
+                out.push('}');
+            }
         }
-        .to_string()
     }
+}
+
+/// `text` as a JSON string literal, quotes included.
+pub fn json_string(text: &str) -> String {
+    Value::String(text.to_owned()).to_string()
 }
 
 /// Puts inbound media chunks back in order. A chunk that arrives after its turn has passed is
@@ -268,6 +360,7 @@ impl MediaReorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     // Examples from Twilio's documentation page (ids shortened).
     const START: &str = r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC123","streamSid":"MZ18ad","callSid":"CA42","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"FirstName":"Jane","callToken":"tok"}},"streamSid":"MZ18ad"}"#;
@@ -338,6 +431,20 @@ mod tests {
         assert_eq!(mark, json!({"event": "mark", "streamSid": "MZ1", "mark": {"name": "l1"}}));
         let clear: Value = serde_json::from_str(&Outbound::Clear.to_json("MZ1")).unwrap();
         assert_eq!(clear, json!({"event": "clear", "streamSid": "MZ1"}));
+        // Whatever a SID or a mark name holds, the message stays valid JSON.
+        let odd: Value = serde_json::from_str(&Outbound::Mark { name: "a\"b\\" }.to_json("M\"Z")).unwrap();
+        assert_eq!(odd, json!({"event": "mark", "streamSid": "M\"Z", "mark": {"name": "a\"b\\"}}));
+    }
+
+    #[test]
+    fn media_with_escaped_or_numeric_fields_parses_like_twilios_own() {
+        let escaped = r#"{"event":"media","media":{"track":"inbound","chunk":7,"timestamp":"140","payload":"\/38="},"streamSid":"MZ"}"#;
+        assert_eq!(
+            Inbound::parse(escaped).unwrap(),
+            Inbound::Media { track: "inbound".into(), chunk: 7, timestamp_ms: 140, payload: vec![0xFF, 0x7F] }
+        );
+        let bare = r#"{"event":"media","media":{"chunk":"2","payload":"/38="}}"#;
+        assert!(matches!(Inbound::parse(bare).unwrap(), Inbound::Media { chunk: 2, .. }));
     }
 
     fn run(reorder: &mut MediaReorder, chunks: &[u64]) -> Vec<u8> {

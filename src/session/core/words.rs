@@ -1,0 +1,124 @@
+//! What the words of a caller's turn say about turn-taking (not about the answer: that is the
+//! dialogue's `answer` module): whether a sentence is visibly unfinished, and whether a short
+//! utterance over the bot's line is only a backchannel ("uh-huh", "okay") that should not stop it.
+
+/// Words that leave a sentence open when it ends on them: "Yes, and", "I would, but",
+/// "because", "um". The end-of-turn model hears the intonation; these catch what it misses.
+const OPEN_ENDINGS: &[&str] = &[
+    "and", "but", "so", "because", "cause", "or", "um", "uh", "er", "erm", "hmm", "if", "then", "like", "the", "a",
+    "an", "to", "with", "of", "my", "your",
+];
+
+/// "so" closes these: "I think so", "I guess so", "I don't think so".
+const SO_CLOSERS: &[&str] =
+    &["think", "guess", "hope", "believe", "suppose", "say", "expect", "said", "not", "do", "did"];
+
+/// Non-lexical acknowledgements: never an answer or an objection while the bot talks.
+const HUMS: &[&str] = &[
+    "uh-huh", "uh huh", "uhhuh", "uh-hum", "mm-hmm", "mm hmm", "mm-hm", "mhm", "mmhmm", "mm", "hmm", "hm", "uh", "um",
+    "ah", "oh", "aha", "ah-ha", "hm-hm",
+];
+
+/// Lexical acknowledgements: a backchannel during a statement, but possibly an answer when the
+/// line is a question the caller has heard.
+const ACKNOWLEDGEMENTS: &[&str] = &[
+    // "uh-uh" is a spoken no, but over a statement it is recognisers hearing "uh-huh".
+    "uh-uh",
+    "okay",
+    "ok",
+    "right",
+    "alright",
+    "all right",
+    "yeah",
+    "yes",
+    "yep",
+    "sure",
+    "i see",
+    "got it",
+    "gotcha",
+    "cool",
+    "fine",
+    "good",
+    "great",
+    "sounds good",
+    "oh okay",
+    "oh right",
+    "uh okay",
+];
+
+/// Lower-case words of `text`, punctuation dropped (hyphens kept, as in "uh-huh").
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '-' && c != '\''))
+        .map(|w| w.trim_matches(|c: char| c == '-' || c == '\'').to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// True when the transcript ends on a word that leaves the sentence open ("Yes, and",
+/// "because", "um"), so a "complete" verdict from the model is overruled.
+pub fn ends_open(text: &str) -> bool {
+    let words = words(text);
+    let Some(last) = words.last() else { return false };
+    if last == "so" {
+        let before = words.len().checked_sub(2).and_then(|i| words.get(i));
+        return !before.is_some_and(|w| SO_CLOSERS.contains(&w.as_str()));
+    }
+    OPEN_ENDINGS.contains(&last.as_str()) || text.trim_end().ends_with("...") || text.trim_end().ends_with('-')
+}
+
+/// True when `text`, said over a bot line, is only a backchannel: empty, a hum, or (unless
+/// the line asks something the caller may be answering) a short acknowledgement.
+pub fn is_backchannel(text: &str, line_asks: bool) -> bool {
+    let words = words(text);
+    if words.is_empty() {
+        return true;
+    }
+    let phrase = words.join(" ");
+    let hums_only = words.iter().all(|w| HUMS.contains(&w.as_str()) || w.starts_with("mm") || w == "huh");
+    if hums_only || HUMS.contains(&phrase.as_str()) {
+        return true;
+    }
+    if line_asks || words.len() > 3 {
+        return false;
+    }
+    // "okay okay", "yeah, right": acknowledgements, possibly repeated, and hums around them.
+    let rest: Vec<&str> = words.iter().map(String::as_str).filter(|w| !HUMS.contains(w)).collect();
+    let joined = rest.join(" ");
+    ACKNOWLEDGEMENTS.contains(&joined.as_str())
+        || rest.iter().all(|w| ACKNOWLEDGEMENTS.contains(w))
+        || (rest.len() == 2 && rest[0] == rest[1] && ACKNOWLEDGEMENTS.contains(&rest[0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_endings_are_vetoed_but_closed_sos_are_not() {
+        for open in ["Yes, and", "I would, but", "Well, um", "because", "Maybe on Tuesday or", "So...", "I want to"] {
+            assert!(ends_open(open), "{open}");
+        }
+        for done in
+            ["Yes, sure, go ahead.", "I think so.", "I don't think so", "I guess so", "No.", "", "Not right now, no."]
+        {
+            assert!(!ends_open(done), "{done}");
+        }
+    }
+
+    #[test]
+    fn backchannels_are_hums_or_short_acknowledgements_of_a_statement() {
+        for hum in ["Uh-huh.", "Mm-hmm", "mhm", "Hmm.", "", "  ", "uh huh"] {
+            assert!(is_backchannel(hum, true), "{hum}");
+            assert!(is_backchannel(hum, false), "{hum}");
+        }
+        for ack in ["Okay.", "Right.", "Yeah.", "Okay, okay.", "I see.", "Got it.", "oh okay", "Yeah, right.", "Uh-uh"]
+        {
+            assert!(is_backchannel(ack, false), "{ack}");
+            assert!(!is_backchannel(ack, true), "{ack} may answer a question");
+        }
+        for real in ["No, wait.", "Sorry, who is this?", "Stop calling me.", "Yes, I am interested in that.", "Not now"]
+        {
+            assert!(!is_backchannel(real, false), "{real}");
+        }
+    }
+}
