@@ -22,12 +22,12 @@
 //! 5. The call ends with `HangUp` (when we end it) and exactly one `Finish` with the outcome
 //!    and a one-sentence note.
 //!
-//! Outcome: no answer / busy / failed before answering as reported; `voicemail` for a machine;
-//! `optedOut`; `callbackRequested`; else the last yes or no given to a `question` step
-//! (`successful` / `rejected`); else by how the call ended: the script ran out with no
-//! question asked (a message delivered) is `successful`, with questions left unanswered or the
-//! caller gone silent `unsuccessful`, a hang-up before that `rejected`, a lost connection
-//! `failed`.
+//! Outcome: `voicemail` for a machine; `optedOut`; `callbackRequested`; else the last yes or
+//! no given to a `question` step (`successful` / `rejected`); else by how the call ended: the
+//! script ran out with no question asked (a message delivered) is `successful`, with questions
+//! left unanswered or the caller gone silent `unsuccessful`, a hang-up before that `rejected`,
+//! a lost connection `failed`. Calls that are never answered (`noAnswer`, `busy`, `failed`)
+//! are reported by the carrier's status, not by the dialogue.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -132,20 +132,10 @@ impl fmt::Display for LineId {
     }
 }
 
-/// Why a call never got answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unanswered {
-    NoAnswer,
-    Busy,
-    Failed(String),
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The callee picked up (outbound) or the call was connected (inbound).
     Answered,
-    /// The carrier gave up before an answer.
-    Unanswered(Unanswered),
     /// A `Say` finished playing (or was cleared).
     LineDone(LineId),
     /// The caller started talking (the endpointer's `SpeechStarted`, or its `BargeIn`).
@@ -190,7 +180,8 @@ pub enum Action {
     HangUp,
     /// Mark the contact do-not-call (sent as soon as the caller opts out).
     SetDoNotCall,
-    /// An answer heard at a step, for the call's record.
+    /// Never sent: the notes quote what decided the call, and the transcript holds every
+    /// turn. Kept only until the session stops matching on it; then delete it.
     RecordAnswer {
         step: String,
         answer: Answer,
@@ -267,9 +258,8 @@ enum Message {
     Cut,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Tally {
-    unanswered: Option<Unanswered>,
     voicemail: Option<(MachineSign, Message)>,
     opted_out: Option<(String, String)>,
     callback: Option<(String, Option<CallbackTime>, String)>,
@@ -281,6 +271,9 @@ struct Tally {
     ending: Option<(Ending, Option<String>)>,
 }
 
+/// Cloneable so the call core can snapshot it before a caller turn and roll back the reply
+/// when the caller turns out only to have paused (the merged turn is then fed to the copy).
+#[derive(Debug, Clone)]
 pub struct Dialogue {
     script: Script,
     config: DialogueConfig,
@@ -375,12 +368,6 @@ impl Dialogue {
         }
         match event {
             Event::Answered => self.on_answered(now, &mut out),
-            Event::Unanswered(why) => {
-                if self.state == State::Ringing {
-                    self.tally.unanswered = Some(why);
-                    self.finish(&mut out);
-                }
-            }
             Event::HungUp => self.on_ended(None, &mut out),
             Event::TransportLost { reason } => self.on_ended(Some(reason), &mut out),
             Event::Cancelled => {
@@ -417,10 +404,8 @@ impl Dialogue {
 
     fn on_ended(&mut self, reason: Option<String>, out: &mut Vec<Action>) {
         if self.state == State::Ringing {
-            self.tally.unanswered = Some(match reason {
-                None => Unanswered::NoAnswer,
-                Some(r) => Unanswered::Failed(r),
-            });
+            // Never answered: the summary reads it from `answered_at`.
+            self.set_ending(reason.map_or(Ending::HungUp, Ending::TransportLost));
             self.finish(out);
             return;
         }
@@ -753,7 +738,6 @@ impl Dialogue {
         let Some(step) = self.script.steps().get(i) else { return };
         let (id, kind, text) = (step.id.clone(), step.kind, step.text.clone());
         self.silent_run = 0;
-        out.push(Action::RecordAnswer { step: id.clone(), answer, said: said.clone() });
         match answer {
             Answer::OptOut => {
                 self.mark_opted_out(Some(i), said, out);
@@ -965,13 +949,17 @@ impl Dialogue {
             if said.starts_with("pressed ") { format!(" ({short})") } else { format!(" (\"{short}{ellipsis}\")") }
         };
         let callback = t.callback.as_ref().map(|(_, when, _)| *when);
-        let (outcome, notes) = if let Some(why) = &t.unanswered {
-            match why {
-                Unanswered::NoAnswer => (Outcome::NoAnswer, "No answer.".to_owned()),
-                Unanswered::Busy => (Outcome::Busy, "The line was busy.".to_owned()),
-                Unanswered::Failed(reason) => {
+        let (outcome, notes) = if self.answered_at.is_none() {
+            // Normally the carrier's status reports an unanswered call; this covers an end
+            // reported to the dialogue before `Answered`.
+            match &t.ending {
+                Some((Ending::TransportLost(reason), _)) => {
                     (Outcome::Failed, format!("The call failed before it was answered: {reason}."))
                 }
+                Some((Ending::Cancelled, _)) => {
+                    (Outcome::NoAnswer, "Call cancelled through the API before it was answered.".to_owned())
+                }
+                _ => (Outcome::NoAnswer, "No answer.".to_owned()),
             }
         } else if let Some((sign, message)) = &t.voicemail {
             let how = sign.describe();

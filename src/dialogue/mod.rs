@@ -31,7 +31,7 @@ mod scenarios;
 
 pub use answer::{Answer, Doubt, Expect, Reading, classify, classify_dtmf, read};
 pub use beep::{Beep, BeepConfig, BeepDetector};
-pub use engine::{Action, Dialogue, DialogueConfig, Event, LineId, Phrases, Summary, Unanswered};
+pub use engine::{Action, Dialogue, DialogueConfig, Event, LineId, Phrases, Summary};
 pub use script::{Script, ScriptError, ScriptStep};
 pub use voicemail::{MachineConfig, MachineDetector, Verdict};
 pub use when::CallbackTime;

@@ -77,6 +77,7 @@ impl MachineSign {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct MachineDetector {
     config: MachineConfig,
     answered_at: Instant,
