@@ -28,11 +28,12 @@
 //!    and a one-sentence note.
 //!
 //! Outcome: `voicemail` for a machine; `optedOut`; `callbackRequested`; else the last yes or
-//! no given to a `question` step (`successful` / `rejected`); else by how the call ended: the
-//! script ran out with no question asked (a message delivered) is `successful`, with questions
-//! left unanswered or the caller gone silent `unsuccessful`, a hang-up before that `rejected`,
-//! a lost connection `failed`. Calls that are never answered (`noAnswer`, `busy`, `failed`)
-//! are reported by the carrier's status, not by the dialogue.
+//! no given to a `question` step (`successful` / `rejected`: only an explicit no rejects);
+//! else by how the call ended: the script ran out with no question asked (a message
+//! delivered) is `successful`; questions left without a clear answer, the caller gone silent
+//! or hanging up without answering are `unsuccessful`; a lost connection is `failed`. Calls
+//! that are never answered (`noAnswer`, `busy`, `failed`) are reported by the carrier's
+//! status, not by the dialogue.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -1150,8 +1151,15 @@ impl Dialogue {
                         format!("Caller hung up during the closing without a clear answer at step {q}."),
                     ),
                 },
-                Ending::HungUp => (Outcome::Rejected, format!("Caller hung up during step {step} before answering.")),
-                Ending::BeforeGreeting => (Outcome::Rejected, "Callee hung up before the greeting.".to_owned()),
+                // Hanging up is not saying no: only an explicit no is `rejected`.
+                Ending::HungUp => match &t.last_question {
+                    None => (Outcome::Unsuccessful, format!("Caller hung up during step {step} without answering.")),
+                    Some(q) => (
+                        Outcome::Unsuccessful,
+                        format!("Caller hung up during step {step} without a clear answer to step {q}."),
+                    ),
+                },
+                Ending::BeforeGreeting => (Outcome::Unsuccessful, "Callee hung up before the greeting.".to_owned()),
                 Ending::Silence => (Outcome::Unsuccessful, format!("Caller stopped responding at step {step}.")),
                 Ending::TransportLost(reason) => {
                     (Outcome::Failed, format!("Connection lost during step {step}: {reason}."))

@@ -582,8 +582,8 @@ fn hang_ups_and_lost_connections() {
     let a = c.send(Event::HungUp);
     assert!(!a.contains(&Action::HangUp), "the caller already hung up");
     let s = c.summary();
-    assert_eq!(s.outcome, Outcome::Rejected);
-    assert_eq!(s.notes, "Caller hung up during step 2 before answering.");
+    assert_eq!(s.outcome, Outcome::Unsuccessful, "hanging up is not saying no");
+    assert_eq!(s.notes, "Caller hung up during step 2 without answering.");
 
     let mut c = Call::inbound(&sales());
     c.send(Event::Answered);
@@ -787,7 +787,7 @@ fn callee_hangs_up_while_screening() {
     c.at_ms(900);
     c.send(Event::HungUp);
     let s = c.summary();
-    assert_eq!(s.outcome, Outcome::Rejected);
+    assert_eq!(s.outcome, Outcome::Unsuccessful);
     assert_eq!(s.notes, "Callee hung up before the greeting.");
 }
 
@@ -1077,6 +1077,31 @@ fn a_lost_turn_where_it_changes_nothing() {
     let a = c.send(Event::CallerTurnLost);
     assert_eq!(said_step(&a), Some("2"));
     assert_eq!(c.send(Event::CallerTurnLost), vec![], "while a line plays");
+}
+
+#[test]
+fn hanging_up_without_answering_is_not_a_rejection() {
+    let mut c = at_the_question();
+    c.say("Purple elephant.");
+    c.line_done();
+    c.send(Event::HungUp);
+    let s = c.summary();
+    assert_eq!(s.outcome, Outcome::Unsuccessful);
+    assert_eq!(s.notes, "Caller hung up during step 3 without a clear answer to step 3.");
+
+    // Hanging up while asked to confirm: no answer either.
+    let mut c = at_the_question();
+    c.say("I guess so.");
+    c.send(Event::HungUp);
+    assert_eq!(c.summary().outcome, Outcome::Unsuccessful);
+
+    // An explicit no before the hang-up is a rejection.
+    let mut c = at_the_question();
+    c.say("No, I'm not interested.");
+    c.send(Event::HungUp);
+    let s = c.summary();
+    assert_eq!(s.outcome, Outcome::Rejected);
+    assert_eq!(s.notes, "Caller declined at step 3 (\"No, I'm not interested.\").");
 }
 
 #[test]
