@@ -9,30 +9,36 @@
 //! 2. Each step is said (`Say`, interruptible). When its `LineDone` arrives, a step that
 //!    listens (a question, or a greeting or closing ending in "?") emits `Listen` and waits;
 //!    others go on to the next step.
-//! 3. An answer (a transcribed turn or a key) is classified (`answer`): opt-out ends the call
-//!    with a polite line and `SetDoNotCall`; a callback request asks for a time if none was
-//!    said, then says goodbye; a repeat request says the line again (twice at most); unclear
-//!    or silence re-prompts once, then moves on; yes and no follow the step's `next`, or the
-//!    next step in order (after "no", `response` steps right after the question are skipped:
-//!    they answer a yes). A greeting's answer only moves on: it never re-prompts.
-//! 4. Barge-in: caller speech while an interruptible line plays emits `StopSpeaking`; what the
+//! 3. An answer (a transcribed turn or a key) is read (`answer`): opt-out ends the call with
+//!    a polite line and `SetDoNotCall`; a callback request asks for a time if none was said,
+//!    then says goodbye; a repeat request says the line again (twice at most); unclear or
+//!    silence re-prompts once, then moves on; yes and no follow the step's `next`, or the next
+//!    step in order (after "no", `response` steps right after the question are skipped: they
+//!    answer a yes). A greeting's answer only moves on: it never re-prompts.
+//! 4. Unsure answers: a yes or no to a yes/no question that is hedged, a bare "okay", mixed,
+//!    or transcribed with low confidence is not guessed at: the bot asks "Sorry, was that a
+//!    yes?" (once per step) and the reply decides; an unclear reply, or silence, moves on as
+//!    unclear. A turn that could not be transcribed (`CallerTurnLost`) is asked again once per
+//!    step, on top of the re-prompt an unclear answer gets.
+//! 5. Barge-in: caller speech while an interruptible line plays emits `StopSpeaking`; what the
 //!    caller then says answers the interrupted step if it listens. Interrupting a step that
 //!    does not listen with "no" / "not interested" declines (on to the step's `next.no`, else
 //!    the next closing step); with anything else the line is said once more, then skipped.
-//! 5. The call ends with `HangUp` (when we end it) and exactly one `Finish` with the outcome
+//! 6. The call ends with `HangUp` (when we end it) and exactly one `Finish` with the outcome
 //!    and a one-sentence note.
 //!
-//! Outcome: no answer / busy / failed before answering as reported; `voicemail` for a machine;
-//! `optedOut`; `callbackRequested`; else the last yes or no given to a `question` step
-//! (`successful` / `rejected`); else by how the call ended: the script ran out with no
-//! question asked (a message delivered) is `successful`, with questions left unanswered or the
-//! caller gone silent `unsuccessful`, a hang-up before that `rejected`, a lost connection
-//! `failed`.
+//! Outcome: `voicemail` for a machine; `optedOut`; `callbackRequested`; else the last yes or
+//! no given to a `question` step (`successful` / `rejected`: only an explicit no rejects);
+//! else by how the call ended: the script ran out with no question asked (a message
+//! delivered) is `successful`; questions left without a clear answer, the caller gone silent
+//! or hanging up without answering are `unsuccessful`; a lost connection is `failed`. Calls
+//! that are never answered (`noAnswer`, `busy`, `failed`) are reported by the carrier's
+//! status, not by the dialogue.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::answer::{Answer, Expect, classify, classify_dtmf};
+use super::answer::{self, Answer, Doubt, Expect, Reading, classify, classify_dtmf};
 use super::script::Script;
 use super::voicemail::{MachineConfig, MachineDetector, MachineSign, Verdict};
 use super::when::CallbackTime;
@@ -50,6 +56,9 @@ pub struct DialogueConfig {
     pub greeting_timeout: Duration,
     /// Transcripts below this confidence are unclear (an opt-out is honoured anyway).
     pub min_confidence: f32,
+    /// A yes or no transcribed below this confidence (but above `min_confidence`) is
+    /// confirmed before it counts, like a hedged one.
+    pub confirm_confidence: f32,
     /// Re-prompts per step for unclear answers or silence.
     pub max_reprompts: u32,
     /// Repeat requests honoured per step.
@@ -75,6 +84,7 @@ impl Default for DialogueConfig {
             answer_timeout: Duration::from_secs(6),
             greeting_timeout: Duration::from_secs(3),
             min_confidence: 0.3,
+            confirm_confidence: 0.5,
             max_reprompts: 1,
             max_repeats: 2,
             max_silences: 3,
@@ -91,6 +101,8 @@ impl Default for DialogueConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phrases {
     pub didnt_catch: String,
+    /// Asked once per step when a yes or no was unsure; the reply decides.
+    pub confirm: String,
     pub still_there: String,
     pub resume: String,
     pub opt_out_goodbye: String,
@@ -103,11 +115,36 @@ pub struct Phrases {
     pub time_limit_goodbye: String,
 }
 
+impl Phrases {
+    /// The lines said as they are (no `{when}` to fill), for synthesising ahead: a re-prompt
+    /// or a confirmation then starts as fast as a scripted line. A line said with a question
+    /// after it ("Sorry, I didn't catch that. <question>") is cached sentence by sentence, so
+    /// its first sentence is here too.
+    pub fn fixed(&self) -> Vec<&str> {
+        [
+            &self.didnt_catch,
+            &self.confirm,
+            &self.still_there,
+            &self.opt_out_goodbye,
+            &self.ask_callback_time,
+            &self.callback_goodbye_no_time,
+            &self.decline_goodbye,
+            &self.farewell,
+            &self.no_response_goodbye,
+        ]
+        .into_iter()
+        .map(String::as_str)
+        .filter(|line| !line.contains('{'))
+        .collect()
+    }
+}
+
 impl Default for Phrases {
     fn default() -> Self {
         let s = |t: &str| t.to_owned();
         Self {
             didnt_catch: s("Sorry, I didn't catch that."),
+            confirm: s("Sorry, was that a yes?"),
             still_there: s("Are you still there?"),
             resume: s("As I was saying:"),
             opt_out_goodbye: s("Understood. We won't call you again. Sorry for the trouble, goodbye."),
@@ -132,26 +169,16 @@ impl fmt::Display for LineId {
     }
 }
 
-/// Why a call never got answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unanswered {
-    NoAnswer,
-    Busy,
-    Failed(String),
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The callee picked up (outbound) or the call was connected (inbound).
     Answered,
-    /// The carrier gave up before an answer.
-    Unanswered(Unanswered),
     /// A `Say` finished playing (or was cleared).
     LineDone(LineId),
     /// The caller started talking (the endpointer's `SpeechStarted`, or its `BargeIn`).
     CallerSpeechStarted,
     CallerSpeechEnded,
-    /// A transcribed caller turn.
+    /// A transcribed caller turn. An empty `text` means the same as `CallerTurnLost`.
     CallerTurn {
         text: String,
         confidence: f32,
@@ -163,6 +190,9 @@ pub enum Event {
         text: String,
         confidence: f32,
     },
+    /// The caller said something that could not be transcribed (speech-to-text failed or
+    /// was refused): the question is asked again once rather than the answer guessed.
+    CallerTurnLost,
     Dtmf(char),
     /// The beep detector heard an answering-machine beep end.
     Beep,
@@ -197,12 +227,6 @@ pub enum Action {
     HangUp,
     /// Mark the contact do-not-call (sent as soon as the caller opts out).
     SetDoNotCall,
-    /// An answer heard at a step, for the call's record.
-    RecordAnswer {
-        step: String,
-        answer: Answer,
-        said: String,
-    },
     /// The call is over; sent exactly once, last.
     Finish(Summary),
 }
@@ -224,6 +248,8 @@ enum Purpose {
     Interruption,
     /// After "when would be a good time?".
     CallbackTime,
+    /// After "Sorry, was that a yes?": the reply decides the step's unsure answer.
+    Confirm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +277,10 @@ struct Attempts {
     repeats: u32,
     resumes: u32,
     asked_callback_time: bool,
+    /// Asked to confirm an unsure answer (once per step at most).
+    asked_to_confirm: bool,
+    /// Asked again after a turn that could not be transcribed (once per step at most).
+    asked_after_loss: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -274,21 +304,32 @@ enum Message {
     Cut,
 }
 
+/// The yes or no that decides the outcome.
+#[derive(Debug, Clone, PartialEq)]
+struct Decision {
+    yes: bool,
+    step: String,
+    said: String,
+    /// The reply to "was that a yes?", when the answer had to be confirmed.
+    confirmed_by: Option<String>,
+}
+
 #[derive(Debug, Default, Clone)]
 struct Tally {
-    unanswered: Option<Unanswered>,
     voicemail: Option<(MachineSign, Message)>,
     opted_out: Option<(String, String)>,
     callback: Option<(String, Option<CallbackTime>, String)>,
-    /// The last yes/no to a question: (yes?, step id, what was said).
-    decision: Option<(bool, String, String)>,
+    /// The last yes/no to a question.
+    decision: Option<Decision>,
     last_question: Option<String>,
     reached_closing: bool,
     steps_said: u32,
     ending: Option<(Ending, Option<String>)>,
 }
 
-#[derive(Clone)]
+/// Cloneable so the call core can snapshot it before a caller turn and roll back the reply
+/// when the caller turns out only to have paused (the merged turn is then fed to the copy).
+#[derive(Debug, Clone)]
 pub struct Dialogue {
     script: Script,
     config: DialogueConfig,
@@ -297,6 +338,8 @@ pub struct Dialogue {
     answered_at: Option<Instant>,
     detector: Option<MachineDetector>,
     attempts: Attempts,
+    /// What was said, while "was that a yes?" waits for its reply.
+    pending: Option<String>,
     /// The step in play, for notes.
     current: Option<usize>,
     silent_run: u32,
@@ -315,6 +358,7 @@ impl Dialogue {
             answered_at: None,
             detector: None,
             attempts: Attempts::default(),
+            pending: None,
             current: None,
             silent_run: 0,
             visits: 0,
@@ -397,12 +441,6 @@ impl Dialogue {
         }
         match event {
             Event::Answered => self.on_answered(now, &mut out),
-            Event::Unanswered(why) => {
-                if self.state == State::Ringing {
-                    self.tally.unanswered = Some(why);
-                    self.finish(&mut out);
-                }
-            }
             Event::HungUp => self.on_ended(None, &mut out),
             Event::TransportLost { reason } => self.on_ended(Some(reason), &mut out),
             Event::Cancelled => {
@@ -415,6 +453,7 @@ impl Dialogue {
             Event::CallerSpeechEnded => self.on_speech_ended(now, &mut out),
             Event::CallerTurn { text, confidence } => self.on_turn(text, confidence, now, &mut out),
             Event::CallerAside { text, confidence } => self.on_aside(text, confidence, now, &mut out),
+            Event::CallerTurnLost => self.on_turn_lost(now, &mut out),
             Event::Dtmf(digit) => self.on_dtmf(digit, now, &mut out),
             Event::Beep => self.on_beep(now, &mut out),
             Event::Tick => self.on_tick(now, &mut out),
@@ -440,10 +479,8 @@ impl Dialogue {
 
     fn on_ended(&mut self, reason: Option<String>, out: &mut Vec<Action>) {
         if self.state == State::Ringing {
-            self.tally.unanswered = Some(match reason {
-                None => Unanswered::NoAnswer,
-                Some(r) => Unanswered::Failed(r),
-            });
+            // Never answered: the summary reads it from `answered_at`.
+            self.set_ending(reason.map_or(Ending::HungUp, Ending::TransportLost));
             self.finish(out);
             return;
         }
@@ -510,15 +547,14 @@ impl Dialogue {
         if self.feed_detector(now, out, |d| d.transcript(&text, now)) {
             return;
         }
+        if text.trim().is_empty() {
+            self.on_turn_lost(now, out);
+            return;
+        }
         match self.state {
             State::Listening { step, purpose, .. } => {
-                let answer = classify(&text, self.expect(step, purpose));
-                let answer = if confidence < self.config.min_confidence && answer != Answer::OptOut {
-                    Answer::Unclear
-                } else {
-                    answer
-                };
-                self.on_answer(step, purpose, answer, text, now, out);
+                let reading = self.read(&text, confidence, step, purpose);
+                self.on_reading(step, purpose, reading, text, now, out);
             }
             // A turn that began before this line (no barge-in): only an opt-out or a callback
             // request is acted on; anything else was an aside.
@@ -553,6 +589,86 @@ impl Dialogue {
             }
             _ => {}
         }
+    }
+
+    /// Speech that could not be transcribed, while listening: the question is asked again,
+    /// once per step and apart from the re-prompt for an unclear answer, so a failure of ours
+    /// does not use up the caller's second chance. A greeting's answer only moves the call on,
+    /// and an interruption only resumes the line, so there it counts as unclear.
+    fn on_turn_lost(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let State::Listening { step: i, purpose, .. } = self.state else { return };
+        let greeting = self.script.steps().get(i).is_some_and(|s| s.kind == StepType::Greeting);
+        let only_moves_on = purpose == Purpose::Interruption || (greeting && purpose == Purpose::Answer);
+        if self.attempts.asked_after_loss || only_moves_on {
+            self.on_answer(i, purpose, Answer::Unclear, String::new(), now, out);
+            return;
+        }
+        self.attempts.asked_after_loss = true;
+        self.silent_run = 0;
+        let again = self.ask_again(i, purpose);
+        self.say(again, true, Some(i), Then::Listen(i, purpose), out);
+    }
+
+    /// "Sorry, I didn't catch that." and what was last asked.
+    fn ask_again(&self, i: usize, purpose: Purpose) -> String {
+        let p = &self.config.phrases;
+        let asked = match purpose {
+            // The confirmation is short and already starts with "Sorry".
+            Purpose::Confirm => return p.confirm.clone(),
+            Purpose::CallbackTime => p.ask_callback_time.as_str(),
+            Purpose::Answer | Purpose::Interruption => self.script.steps().get(i).map_or("", |s| s.text.as_str()),
+        };
+        format!("{} {}", p.didnt_catch, last_question(asked))
+    }
+
+    /// The turn's reading, with the recogniser's own confidence folded in.
+    fn read(&self, text: &str, confidence: f32, i: usize, purpose: Purpose) -> Reading {
+        let reading = answer::read(text, self.expect(i, purpose));
+        let yes_or_no = matches!(reading.answer, Answer::Yes | Answer::No);
+        if reading.answer == Answer::OptOut {
+            reading
+        } else if confidence < self.config.min_confidence {
+            Reading::clear(Answer::Unclear)
+        } else if yes_or_no && reading.doubt.is_none() && confidence < self.config.confirm_confidence {
+            Reading { doubt: Some(Doubt::LowConfidence), ..reading }
+        } else {
+            reading
+        }
+    }
+
+    /// An unsure yes or no to a yes/no question is confirmed ("Sorry, was that a yes?") once
+    /// per step; after that, and for an unsure reply to the confirmation, it decides nothing.
+    fn on_reading(
+        &mut self,
+        i: usize,
+        purpose: Purpose,
+        reading: Reading,
+        said: String,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let answer = match (purpose, reading.doubt) {
+            (_, None) => reading.answer,
+            (Purpose::Confirm, Some(doubt)) if settles_a_confirmation(doubt) => reading.answer,
+            (Purpose::Confirm, Some(_)) => Answer::Unclear,
+            (Purpose::Answer, Some(_)) if self.expect(i, purpose) == Expect::YesNo => {
+                if !self.attempts.asked_to_confirm {
+                    self.ask_to_confirm(i, said, out);
+                    return;
+                }
+                Answer::Unclear
+            }
+            (_, Some(_)) => reading.answer,
+        };
+        self.on_answer(i, purpose, answer, said, now, out);
+    }
+
+    fn ask_to_confirm(&mut self, i: usize, said: String, out: &mut Vec<Action>) {
+        self.attempts.asked_to_confirm = true;
+        self.silent_run = 0;
+        self.pending = Some(said);
+        let ask = self.config.phrases.confirm.clone();
+        self.say(ask, true, Some(i), Then::Listen(i, Purpose::Confirm), out);
     }
 
     fn on_dtmf(&mut self, digit: char, now: Instant, out: &mut Vec<Action>) {
@@ -690,6 +806,7 @@ impl Dialogue {
         let (text, kind) = (step.text.clone(), step.kind);
         self.current = Some(i);
         self.attempts = Attempts::default();
+        self.pending = None;
         self.tally.steps_said += 1;
         match kind {
             StepType::Closing => self.tally.reached_closing = true,
@@ -740,7 +857,7 @@ impl Dialogue {
         if j < self.script.steps().len() {
             self.start_step(j, out);
         } else {
-            let declined = matches!(&self.tally.decision, Some((false, _, _)));
+            let declined = self.tally.decision.as_ref().is_some_and(|d| !d.yes);
             let p = &self.config.phrases;
             let text = if declined { p.decline_goodbye.clone() } else { p.farewell.clone() };
             self.end_with(text, Ending::ScriptDone, None, out);
@@ -757,6 +874,7 @@ impl Dialogue {
         match purpose {
             Purpose::CallbackTime => Expect::CallbackTime,
             Purpose::Interruption => Expect::Open,
+            Purpose::Confirm => Expect::YesNo,
             Purpose::Answer => self.script.steps().get(i).map_or(Expect::Open, |s| s.expect),
         }
     }
@@ -793,7 +911,6 @@ impl Dialogue {
         let Some(step) = self.script.steps().get(i) else { return };
         let (id, kind, text) = (step.id.clone(), step.kind, step.text.clone());
         self.silent_run = 0;
-        out.push(Action::RecordAnswer { step: id.clone(), answer, said: said.clone() });
         match answer {
             Answer::OptOut => {
                 self.mark_opted_out(Some(i), said, out);
@@ -821,6 +938,10 @@ impl Dialogue {
                     }
                     Purpose::Answer => self.say(text, true, Some(i), Then::Listen(i, purpose), out),
                     Purpose::Interruption => self.say(text, true, Some(i), Then::AfterStep(i), out),
+                    Purpose::Confirm => {
+                        let ask = self.config.phrases.confirm.clone();
+                        self.say(ask, true, Some(i), Then::Listen(i, purpose), out);
+                    }
                 }
             }
             Answer::Yes | Answer::No | Answer::Unclear | Answer::Repeat => match purpose {
@@ -828,7 +949,7 @@ impl Dialogue {
                     if answer == Answer::No {
                         // "Never mind": no callback after all.
                         self.tally.callback = None;
-                        self.tally.decision = Some((false, id, said));
+                        self.tally.decision = Some(Decision { yes: false, step: id, said, confirmed_by: None });
                         let line = self.config.phrases.decline_goodbye.clone();
                         self.end_with(line, Ending::ScriptDone, None, out);
                     } else {
@@ -837,7 +958,7 @@ impl Dialogue {
                 }
                 Purpose::Interruption => {
                     if answer == Answer::No {
-                        self.tally.decision = Some((false, id, said));
+                        self.tally.decision = Some(Decision { yes: false, step: id, said, confirmed_by: None });
                         self.decline_from(i, out);
                     } else if self.attempts.resumes == 0 {
                         self.attempts.resumes += 1;
@@ -847,13 +968,18 @@ impl Dialogue {
                         self.after_step(i, now, out);
                     }
                 }
-                Purpose::Answer => match answer {
+                Purpose::Confirm => match answer {
                     Answer::Yes | Answer::No => {
-                        if kind == StepType::Question {
-                            self.tally.decision = Some((answer == Answer::Yes, id, said));
-                        }
-                        self.advance(i, Some(answer), out);
+                        let first = self.pending.take().unwrap_or_default();
+                        self.decide(i, answer, first, Some(said), out);
                     }
+                    _ => {
+                        self.pending = None;
+                        self.advance(i, Some(Answer::Unclear), out);
+                    }
+                },
+                Purpose::Answer => match answer {
+                    Answer::Yes | Answer::No => self.decide(i, answer, said, None, out),
                     _ => {
                         if kind != StepType::Greeting && self.attempts.reprompts < self.config.max_reprompts {
                             self.attempts.reprompts += 1;
@@ -866,6 +992,17 @@ impl Dialogue {
                 },
             },
         }
+    }
+
+    /// A yes or no to step `i`: a question's decides the outcome; either follows the branch.
+    fn decide(&mut self, i: usize, answer: Answer, said: String, confirmed_by: Option<String>, out: &mut Vec<Action>) {
+        if let Some(step) = self.script.steps().get(i)
+            && step.kind == StepType::Question
+        {
+            let (yes, step) = (answer == Answer::Yes, step.id.clone());
+            self.tally.decision = Some(Decision { yes, step, said, confirmed_by });
+        }
+        self.advance(i, Some(answer), out);
     }
 
     fn on_silence(&mut self, i: usize, purpose: Purpose, now: Instant, out: &mut Vec<Action>) {
@@ -885,6 +1022,11 @@ impl Dialogue {
         match purpose {
             Purpose::CallbackTime => self.callback_goodbye(i, None, String::new(), out),
             Purpose::Interruption => self.after_step(i, now, out),
+            // No reply to "was that a yes?": the answer stays unclear.
+            Purpose::Confirm => {
+                self.pending = None;
+                self.advance(i, Some(Answer::Unclear), out);
+            }
             Purpose::Answer => {
                 if self.attempts.reprompts < self.config.max_reprompts {
                     self.attempts.reprompts += 1;
@@ -995,23 +1137,19 @@ impl Dialogue {
 
     fn summary(&self) -> Summary {
         let t = &self.tally;
-        let quote = |said: &str| -> String {
-            let said = said.trim();
-            if said.is_empty() {
-                return String::new();
-            }
-            let short: String = said.chars().take(80).collect();
-            let ellipsis = if said.chars().count() > 80 { "..." } else { "" };
-            if said.starts_with("pressed ") { format!(" ({short})") } else { format!(" (\"{short}{ellipsis}\")") }
-        };
+        let quote = |said: &str| quoted(said).map(|q| format!(" ({q})")).unwrap_or_default();
         let callback = t.callback.as_ref().map(|(_, when, _)| *when);
-        let (outcome, notes) = if let Some(why) = &t.unanswered {
-            match why {
-                Unanswered::NoAnswer => (Outcome::NoAnswer, "No answer.".to_owned()),
-                Unanswered::Busy => (Outcome::Busy, "The line was busy.".to_owned()),
-                Unanswered::Failed(reason) => {
+        let (outcome, notes) = if self.answered_at.is_none() {
+            // Normally the carrier's status reports an unanswered call; this covers an end
+            // reported to the dialogue before `Answered`.
+            match &t.ending {
+                Some((Ending::TransportLost(reason), _)) => {
                     (Outcome::Failed, format!("The call failed before it was answered: {reason}."))
                 }
+                Some((Ending::Cancelled, _)) => {
+                    (Outcome::NoAnswer, "Call cancelled through the API before it was answered.".to_owned())
+                }
+                _ => (Outcome::NoAnswer, "No answer.".to_owned()),
             }
         } else if let Some((sign, message)) = &t.voicemail {
             let how = sign.describe();
@@ -1039,11 +1177,15 @@ impl Dialogue {
                 None => format!("Caller asked to be called back, without a time (at step {step})."),
             };
             (Outcome::CallbackRequested, notes)
-        } else if let Some((yes, step, said)) = &t.decision {
-            if *yes {
-                (Outcome::Successful, format!("Caller agreed at step {step}{}.", quote(said)))
+        } else if let Some(d) = &t.decision {
+            let said = match (quoted(&d.said), d.confirmed_by.as_deref().and_then(quoted)) {
+                (Some(first), Some(reply)) => format!(" ({first}; {reply} when asked to confirm)"),
+                (first, reply) => first.or(reply).map(|q| format!(" ({q})")).unwrap_or_default(),
+            };
+            if d.yes {
+                (Outcome::Successful, format!("Caller agreed at step {}{said}.", d.step))
             } else {
-                (Outcome::Rejected, format!("Caller declined at step {step}{}.", quote(said)))
+                (Outcome::Rejected, format!("Caller declined at step {}{said}.", d.step))
             }
         } else {
             let (ending, step) = t.ending.clone().unwrap_or((Ending::ScriptDone, None));
@@ -1065,8 +1207,15 @@ impl Dialogue {
                         format!("Caller hung up during the closing without a clear answer at step {q}."),
                     ),
                 },
-                Ending::HungUp => (Outcome::Rejected, format!("Caller hung up during step {step} before answering.")),
-                Ending::BeforeGreeting => (Outcome::Rejected, "Callee hung up before the greeting.".to_owned()),
+                // Hanging up is not saying no: only an explicit no is `rejected`.
+                Ending::HungUp => match &t.last_question {
+                    None => (Outcome::Unsuccessful, format!("Caller hung up during step {step} without answering.")),
+                    Some(q) => (
+                        Outcome::Unsuccessful,
+                        format!("Caller hung up during step {step} without a clear answer to step {q}."),
+                    ),
+                },
+                Ending::BeforeGreeting => (Outcome::Unsuccessful, "Callee hung up before the greeting.".to_owned()),
                 Ending::Silence => (Outcome::Unsuccessful, format!("Caller stopped responding at step {step}.")),
                 Ending::TransportLost(reason) => {
                     (Outcome::Failed, format!("Connection lost during step {step}: {reason}."))
@@ -1089,6 +1238,30 @@ impl Dialogue {
             }
         };
         Summary { outcome, notes, callback }
+    }
+}
+
+/// What was said, for notes: quoted and cut at 80 characters, or a key as "pressed 1".
+fn quoted(said: &str) -> Option<String> {
+    let said = said.trim();
+    if said.is_empty() {
+        return None;
+    }
+    if said.starts_with("pressed ") {
+        return Some(said.to_owned());
+    }
+    let short: String = said.chars().take(80).collect();
+    let ellipsis = if said.chars().count() > 80 { "..." } else { "" };
+    Some(format!("\"{short}{ellipsis}\""))
+}
+
+/// Whether an unsure reply to "was that a yes?" still settles it: a bare "okay" or a hedged
+/// "yeah, I guess" answers that question; a yes asked back, broken off, next to an unexplained
+/// "not", or mixed with a no does not.
+fn settles_a_confirmation(doubt: Doubt) -> bool {
+    match doubt {
+        Doubt::Acknowledgment | Doubt::Hedged | Doubt::LowConfidence => true,
+        Doubt::Questioning | Doubt::Mixed | Doubt::StrayNegation | Doubt::CutOff => false,
     }
 }
 

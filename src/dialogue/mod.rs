@@ -7,7 +7,8 @@
 //!   `next` branches resolved, which steps listen and for what.
 //! - `engine`: the step engine ([`Dialogue`]): steps in order or by branch, listening,
 //!   re-prompts, repeats, barge-in, opt-out, callbacks, voicemail, outcome and notes.
-//! - `answer`: a caller's turn or key -> yes / no / opt-out / callback / repeat / unclear.
+//! - `answer`: a caller's turn or key -> yes / no / opt-out / callback / repeat / unclear,
+//!   with a doubt when a yes or no may be wrong (hedged, a bare "okay", mixed).
 //!   Keys: 1 = yes, 2 = no, 3 = call back, 9 = opt-out, 0 = repeat.
 //! - `when`: "tomorrow at 3", "in an hour" -> a [`CallbackTime`], resolvable in the callee's zone.
 //! - `voicemail`: human or answering machine from the first seconds (speech pattern, words, beep).
@@ -28,9 +29,9 @@ pub mod when;
 #[cfg(test)]
 mod scenarios;
 
-pub use answer::{Answer, Expect, classify, classify_dtmf};
+pub use answer::{Answer, Doubt, Expect, Reading, classify, classify_dtmf, read};
 pub use beep::{Beep, BeepConfig, BeepDetector};
-pub use engine::{Action, Dialogue, DialogueConfig, Event, LineId, Phrases, Summary, Unanswered};
+pub use engine::{Action, Dialogue, DialogueConfig, Event, LineId, Phrases, Summary};
 pub use script::{Script, ScriptError, ScriptStep};
 pub use voicemail::{MachineConfig, MachineDetector, Verdict};
 pub use when::CallbackTime;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::answer::{Answer, Expect};
-use super::engine::{Action, Dialogue, DialogueConfig, Event, LineId, Summary, Unanswered};
+use super::answer::Expect;
+use super::engine::{Action, Dialogue, DialogueConfig, Event, LineId, Summary};
 use super::script::Script;
 use super::when::{CallbackTime, Day, TimeOfDay};
 use crate::domain::status::Outcome;
@@ -149,7 +149,6 @@ fn agree_path_runs_the_spec_template_in_order() {
     assert_eq!(said_step(&a), Some("3"));
     assert_eq!(listens(&c.line_done()), Some(Expect::YesNo));
     let a = c.say("Yeah, sure.");
-    assert!(a.contains(&Action::RecordAnswer { step: "3".into(), answer: Answer::Yes, said: "Yeah, sure.".into() }));
     assert_eq!(said_step(&a), Some("4"));
     assert_eq!(said_step(&c.line_done()), Some("5"));
     // The closing asks too: its answer is recorded, then a farewell and the hang-up.
@@ -313,11 +312,6 @@ fn unclear_twice_moves_on() {
     c.line_done();
     let a = c.say("Purple elephant.");
     assert_eq!(said_step(&a), Some("4"), "on without an answer");
-    assert!(a.contains(&Action::RecordAnswer {
-        step: "3".into(),
-        answer: Answer::Unclear,
-        said: "Purple elephant.".into()
-    }));
     c.line_done();
     c.line_done();
     c.wait_ms(6000);
@@ -588,8 +582,8 @@ fn hang_ups_and_lost_connections() {
     let a = c.send(Event::HungUp);
     assert!(!a.contains(&Action::HangUp), "the caller already hung up");
     let s = c.summary();
-    assert_eq!(s.outcome, Outcome::Rejected);
-    assert_eq!(s.notes, "Caller hung up during step 2 before answering.");
+    assert_eq!(s.outcome, Outcome::Unsuccessful, "hanging up is not saying no");
+    assert_eq!(s.notes, "Caller hung up during step 2 without answering.");
 
     let mut c = Call::inbound(&sales());
     c.send(Event::Answered);
@@ -632,20 +626,21 @@ fn a_cancelled_call_keeps_an_answer_already_given_and_says_it_was_cancelled_othe
 }
 
 #[test]
-fn unanswered_calls() {
-    for (why, outcome, notes) in [
-        (Unanswered::NoAnswer, Outcome::NoAnswer, "No answer."),
-        (Unanswered::Busy, Outcome::Busy, "The line was busy."),
+fn an_end_before_the_answer() {
+    let cases: [(Event, Outcome, &str); 3] = [
+        (Event::HungUp, Outcome::NoAnswer, "No answer."),
         (
-            Unanswered::Failed("carrier error 503".into()),
+            Event::TransportLost { reason: "carrier error 503".into() },
             Outcome::Failed,
             "The call failed before it was answered: carrier error 503.",
         ),
-    ] {
+        (Event::Cancelled, Outcome::NoAnswer, "Call cancelled through the API before it was answered."),
+    ];
+    for (end, outcome, notes) in cases {
         let mut c = Call::inbound(&sales());
         assert_eq!(c.send(Event::Tick), vec![]);
         assert_eq!(c.send(Event::CallerSpeechStarted), vec![], "nothing before the answer");
-        c.send(Event::Unanswered(why));
+        c.send(end);
         assert!(!c.hung_up());
         let s = c.summary();
         assert_eq!((s.outcome, s.notes.as_str()), (outcome, notes));
@@ -792,7 +787,7 @@ fn callee_hangs_up_while_screening() {
     c.at_ms(900);
     c.send(Event::HungUp);
     let s = c.summary();
-    assert_eq!(s.outcome, Outcome::Rejected);
+    assert_eq!(s.outcome, Outcome::Unsuccessful);
     assert_eq!(s.notes, "Callee hung up before the greeting.");
 }
 
@@ -803,4 +798,344 @@ fn keypress_while_screening_is_a_human() {
     c.at_ms(700);
     let a = c.send(Event::Dtmf('1'));
     assert_eq!(said_step(&a), Some("1"), "greeted; the key itself answers nothing yet");
+}
+
+// ---- understanding: confirmations, lost turns, outcomes ----
+
+const QUESTION: &str = "Do you have a few minutes to discuss how this could benefit your company?";
+const CONFIRM: &str = "Sorry, was that a yes?";
+
+/// A call at the question of the sales template (step 3), listening.
+fn at_the_question() -> Call {
+    let mut c = Call::inbound(&sales());
+    c.send(Event::Answered);
+    c.line_done();
+    c.say("Yes, speaking.");
+    c.line_done();
+    assert_eq!(listens(&c.line_done()), Some(Expect::YesNo));
+    c
+}
+
+/// Plays the rest of the sales template: the closing is answered "no thanks".
+fn finish_call(c: &mut Call) -> Summary {
+    for _ in 0..6 {
+        if c.dialogue.is_finished() {
+            break;
+        }
+        let Some(line) = c.dialogue.speaking() else {
+            c.say("No thanks.");
+            continue;
+        };
+        c.after_ms(1500);
+        c.send(Event::LineDone(line));
+    }
+    c.summary()
+}
+
+fn confirmations(c: &Call) -> usize {
+    c.lines_said().iter().filter(|l| l.as_str() == CONFIRM).count()
+}
+
+#[test]
+fn an_unsure_yes_is_confirmed_and_the_reply_decides() {
+    let mut c = at_the_question();
+    let a = c.say("Well... I guess so.");
+    assert_eq!(said(&a), Some(CONFIRM), "a hedge is not taken as a yes");
+    assert_eq!(listens(&c.line_done()), Some(Expect::YesNo), "the confirmation is a yes/no question");
+    let a = c.say("Yes.");
+    assert_eq!(said_step(&a), Some("4"), "confirmed: the response to a yes");
+    let s = finish_call(&mut c);
+    assert_eq!(s.outcome, Outcome::Successful);
+    assert_eq!(s.notes, "Caller agreed at step 3 (\"Well... I guess so.\"; \"Yes.\" when asked to confirm).");
+
+    let mut c = at_the_question();
+    c.say("Okay.");
+    c.line_done();
+    let a = c.say("No, not really.");
+    assert_eq!(said_step(&a), Some("5"), "a no after all: the response is skipped");
+    let s = finish_call(&mut c);
+    assert_eq!(s.outcome, Outcome::Rejected);
+    assert_eq!(s.notes, "Caller declined at step 3 (\"Okay.\"; \"No, not really.\" when asked to confirm).");
+}
+
+#[test]
+fn what_asks_for_a_confirmation() {
+    for unsure in [
+        "Okay.",
+        "Right.",
+        "Sure?",
+        "I think so.",
+        "Yes, no.",
+        "Yeah, I can not time.",
+        "That's right, so...",
+        "I do I think so",
+        "I guess not.",
+    ] {
+        let mut c = at_the_question();
+        let a = c.say(unsure);
+        assert_eq!(said(&a), Some(CONFIRM), "{unsure:?}");
+    }
+    for sure in ["Yes, sure, go ahead.", "Not right now, no.", "Go for it.", "I'll pass."] {
+        let mut c = at_the_question();
+        let a = c.say(sure);
+        assert_ne!(said(&a), Some(CONFIRM), "{sure:?}");
+    }
+    // The recogniser's own doubt: a clear "yes" heard with low confidence.
+    let mut c = at_the_question();
+    let a = c.send(Event::CallerTurn { text: "Yes.".into(), confidence: 0.4 });
+    assert_eq!(said(&a), Some(CONFIRM));
+    c.line_done();
+    let a = c.send(Event::CallerTurn { text: "Yes.".into(), confidence: 0.45 });
+    assert_eq!(said_step(&a), Some("4"), "a low-confidence yes settles the confirmation");
+}
+
+#[test]
+fn an_unclear_reply_to_the_confirmation_moves_on_as_unclear() {
+    for reply in ["Hmm, the door.", "Yes?", "Yes, no."] {
+        let mut c = at_the_question();
+        c.say("I guess.");
+        c.line_done();
+        let a = c.say(reply);
+        assert_eq!(said_step(&a), Some("4"), "{reply:?}: on, without asking again");
+        let s = finish_call(&mut c);
+        assert_eq!(s.outcome, Outcome::Unsuccessful, "{reply:?}");
+        assert_eq!(s.notes, "Script completed without a clear answer at step 3.");
+        assert_eq!(confirmations(&c), 1);
+    }
+    // Silence after the confirmation: the same.
+    let mut c = at_the_question();
+    c.say("Mm-hmm.");
+    c.line_done();
+    let a = c.wait_ms(6000);
+    assert_eq!(said_step(&a), Some("4"));
+    assert_eq!(finish_call(&mut c).outcome, Outcome::Unsuccessful);
+}
+
+#[test]
+fn a_confirmation_is_asked_once_per_step() {
+    // Unclear, re-prompted, then unsure: confirmed (the first confirmation of this step).
+    let mut c = at_the_question();
+    let a = c.say("Purple elephant.");
+    assert!(said(&a).is_some_and(|t| t.starts_with("Sorry, I didn't catch that.")));
+    c.line_done();
+    let a = c.say("Okay.");
+    assert_eq!(said(&a), Some(CONFIRM));
+    // "Sorry?" says the confirmation again: a repeat, not a second confirmation.
+    c.line_done();
+    let a = c.say("Sorry?");
+    assert_eq!(said(&a), Some(CONFIRM));
+    c.line_done();
+    let a = c.say("Yep.");
+    assert_eq!(said_step(&a), Some("4"));
+    assert_eq!(finish_call(&mut c).outcome, Outcome::Successful);
+
+    // A barge-in on the confirmation answers it.
+    let mut c = at_the_question();
+    c.say("Right.");
+    c.after_ms(300);
+    let a = c.send(Event::CallerSpeechStarted);
+    assert_eq!(a[0], Action::StopSpeaking);
+    let a = c.send(Event::CallerTurn { text: "Yes, yes.".into(), confidence: 0.9 });
+    assert_eq!(said_step(&a), Some("4"));
+
+    // The closing asks too, and gets its own confirmation.
+    let mut c = at_the_question();
+    c.say("Yes.");
+    c.line_done();
+    c.line_done();
+    let a = c.say("Sure?");
+    assert_eq!(said(&a), Some(CONFIRM));
+    c.line_done();
+    let a = c.say("Yeah.");
+    assert_eq!(said(&a), Some("Thank you. Goodbye."));
+    assert_eq!(confirmations(&c), 1);
+}
+
+#[test]
+fn opting_out_or_a_callback_in_reply_to_the_confirmation() {
+    let mut c = at_the_question();
+    c.say("Okay.");
+    c.line_done();
+    let a = c.say("Actually, just take me off your list.");
+    assert!(a.contains(&Action::SetDoNotCall));
+    c.line_done();
+    assert_eq!(c.summary().outcome, Outcome::OptedOut);
+
+    let mut c = at_the_question();
+    c.say("I guess.");
+    c.line_done();
+    let a = c.say("Call me back tomorrow at 3 pm.");
+    assert_eq!(said(&a), Some("Of course. We'll call you back tomorrow at 3 pm. Thank you, goodbye."));
+    c.line_done();
+    assert_eq!(c.summary().outcome, Outcome::CallbackRequested);
+}
+
+#[test]
+fn a_misheard_refusal_never_becomes_a_sale() {
+    // "I don't think so" as whisper heard it: confirmed, and the caller's no decides.
+    let mut c = at_the_question();
+    assert_eq!(said(&c.say("I do I think so")), Some(CONFIRM));
+    c.line_done();
+    c.say("No, I don't.");
+    assert_eq!(finish_call(&mut c).outcome, Outcome::Rejected);
+
+    // Words about a door: no yes in them, so no answer.
+    let mut c = at_the_question();
+    let a = c.say("Hold on, there's someone at the door.");
+    assert!(said(&a).is_some_and(|t| t.starts_with("Sorry, I didn't catch that.")));
+    c.line_done();
+    let a = c.say("I'll get the door.");
+    assert_eq!(said_step(&a), Some("4"));
+    let s = finish_call(&mut c);
+    assert_eq!(s.outcome, Outcome::Unsuccessful);
+}
+
+#[test]
+fn every_phrasing_reaches_its_outcome() {
+    // Sure answers decide at once; unsure ones are confirmed ("yes" to a yes, "no" to a no).
+    let yes = [
+        "go for it",
+        "of course",
+        "why not",
+        "yes, sure, go ahead",
+        "well... I guess so",
+        "yep, I have got time",
+        "sure thing",
+        "that works",
+    ];
+    let no = [
+        "I'll pass",
+        "thanks but no thanks",
+        "absolutely not",
+        "not right now, no",
+        "I don't want it",
+        "no, not today, thanks",
+        "I'm not interested",
+        "nah",
+    ];
+    for (answers, outcome, reply) in [(yes, Outcome::Successful, "Yes."), (no, Outcome::Rejected, "No.")] {
+        for answer in answers {
+            let mut c = at_the_question();
+            if said(&c.say(answer)) == Some(CONFIRM) {
+                c.line_done();
+                c.say(reply);
+            }
+            assert_eq!(finish_call(&mut c).outcome, outcome, "{answer:?}");
+        }
+    }
+}
+
+#[test]
+fn a_lost_answer_is_asked_again_once() {
+    let mut c = at_the_question();
+    let a = c.send(Event::CallerTurnLost);
+    assert_eq!(said(&a), Some(format!("Sorry, I didn't catch that. {QUESTION}").as_str()));
+    assert_eq!(said_step(&a), Some("3"));
+    c.line_done();
+    let a = c.say("Yes.");
+    assert_eq!(said_step(&a), Some("4"));
+    assert_eq!(finish_call(&mut c).outcome, Outcome::Successful);
+
+    // The session's older signal, an empty transcript, means the same; a second loss is an
+    // unclear answer (re-prompted once), a third moves on.
+    let mut c = at_the_question();
+    let lost = || Event::CallerTurn { text: String::new(), confidence: 0.0 };
+    assert_eq!(said(&c.send(lost())), Some(format!("Sorry, I didn't catch that. {QUESTION}").as_str()));
+    c.line_done();
+    assert_eq!(said(&c.send(lost())), Some(format!("Sorry, I didn't catch that. {QUESTION}").as_str()));
+    c.line_done();
+    assert_eq!(said_step(&c.send(lost())), Some("4"));
+
+    // A loss after the unclear answer's re-prompt is still asked again.
+    let mut c = at_the_question();
+    c.say("Purple elephant.");
+    c.line_done();
+    let a = c.send(Event::CallerTurnLost);
+    assert_eq!(said(&a), Some(format!("Sorry, I didn't catch that. {QUESTION}").as_str()));
+    c.line_done();
+    let a = c.say("No.");
+    assert_eq!(said_step(&a), Some("5"));
+
+    // Lost replies to the confirmation and to "when should we call back?".
+    let mut c = at_the_question();
+    c.say("Okay.");
+    c.line_done();
+    assert_eq!(said(&c.send(Event::CallerTurnLost)), Some(CONFIRM));
+    let mut c = at_the_question();
+    c.say("I'm driving.");
+    c.line_done();
+    let a = c.send(Event::CallerTurnLost);
+    assert_eq!(said(&a), Some("Sorry, I didn't catch that. When would be a good time to call you back?"));
+}
+
+#[test]
+fn a_lost_turn_where_it_changes_nothing() {
+    // A greeting's answer only moves the call on; an aside during a line is ignored.
+    let mut c = Call::inbound(&sales());
+    c.send(Event::Answered);
+    c.line_done();
+    let a = c.send(Event::CallerTurnLost);
+    assert_eq!(said_step(&a), Some("2"));
+    assert_eq!(c.send(Event::CallerTurnLost), vec![], "while a line plays");
+}
+
+#[test]
+fn hanging_up_without_answering_is_not_a_rejection() {
+    let mut c = at_the_question();
+    c.say("Purple elephant.");
+    c.line_done();
+    c.send(Event::HungUp);
+    let s = c.summary();
+    assert_eq!(s.outcome, Outcome::Unsuccessful);
+    assert_eq!(s.notes, "Caller hung up during step 3 without a clear answer to step 3.");
+
+    // Hanging up while asked to confirm: no answer either.
+    let mut c = at_the_question();
+    c.say("I guess so.");
+    c.send(Event::HungUp);
+    assert_eq!(c.summary().outcome, Outcome::Unsuccessful);
+
+    // An explicit no before the hang-up is a rejection.
+    let mut c = at_the_question();
+    c.say("No, I'm not interested.");
+    c.send(Event::HungUp);
+    let s = c.summary();
+    assert_eq!(s.outcome, Outcome::Rejected);
+    assert_eq!(s.notes, "Caller declined at step 3 (\"No, I'm not interested.\").");
+}
+
+#[test]
+fn callbacks_said_the_way_callers_say_them() {
+    let mut c = at_the_question();
+    let a = c.say("Ring me back in an hour.");
+    assert_eq!(said(&a), Some("Of course. We'll call you back in an hour. Thank you, goodbye."));
+    c.line_done();
+    assert_eq!(c.summary().callback, Some(Some(CallbackTime::After { minutes: 60 })));
+
+    let mut c = at_the_question();
+    let a = c.say("Call me tomorrow at 3 pm.");
+    assert_eq!(said(&a), Some("Of course. We'll call you back tomorrow at 3 pm. Thank you, goodbye."));
+    c.line_done();
+    let when = CallbackTime::At { day: Day::Tomorrow, time: Some(TimeOfDay::Clock { hour: 15, minute: 0 }) };
+    assert_eq!(c.summary().callback, Some(Some(when)));
+}
+
+#[test]
+fn a_snapshot_fed_the_merged_turn_behaves_like_a_fresh_call() {
+    // The call core snapshots the dialogue before a turn; when the caller turns out to have
+    // only paused ("Yes," ... "sure, go ahead"), it feeds the merged turn to the snapshot.
+    let mut live = at_the_question();
+    let mut restored = Call { dialogue: live.dialogue.clone(), t0: live.t0, now: live.now, log: live.log.clone() };
+    let early = live.say("No,");
+    assert_eq!(said_step(&early), Some("5"), "the first part alone reads as a no");
+
+    let mut fresh = at_the_question();
+    let merged = "No, no, go ahead.";
+    assert_eq!(restored.say(merged), fresh.say(merged));
+    // And they go on alike, to the same outcome.
+    for call in [&mut restored, &mut fresh] {
+        assert_eq!(finish_call(call).outcome, Outcome::Successful);
+    }
+    assert_eq!(restored.log, fresh.log);
+    assert_eq!(restored.summary(), fresh.summary());
 }

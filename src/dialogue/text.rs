@@ -46,6 +46,37 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// Where the clauses of a transcript start, as positions in its [`words`]: after a comma, a
+/// full stop, a question or exclamation mark, a semicolon, a dash or an ellipsis. Empty when
+/// the pieces do not add up to the whole (a dotted "p.m." at a piece's end), so a caller
+/// reads the turn as one clause rather than a wrong split.
+pub fn clause_starts(text: &str) -> Vec<usize> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let next = chars.get(i + 1).copied();
+        // A dot ends a clause unless it sits inside a word or number ("a.m.", "3.30").
+        let stop = c == '.' && next.is_none_or(|n| n.is_whitespace() || n == '.');
+        if matches!(c, ',' | ';' | '!' | '?' | '…' | '—' | '–') || stop {
+            pieces.push(std::mem::take(&mut piece));
+        } else {
+            piece.push(c);
+        }
+    }
+    pieces.push(piece);
+    let mut starts = Vec::new();
+    let mut at = 0;
+    for piece in &pieces {
+        let n = words(piece).len();
+        if n > 0 && at > 0 && starts.last() != Some(&at) {
+            starts.push(at);
+        }
+        at += n;
+    }
+    if at == words(text).len() { starts } else { Vec::new() }
+}
+
 /// "yesss" -> "yes", "nooooo" -> "no"; doubled letters ("call", "sorry") stay.
 fn squeeze(word: &str) -> String {
     let mut out = String::with_capacity(word.len());
@@ -88,6 +119,7 @@ fn expand(word: &str) -> Option<&'static [&'static str]> {
         "youve" => &["you", "have"],
         "thats" => &["that", "is"],
         "whats" => &["what", "is"],
+        "nows" => &["now", "is"],
         "its" => &["it", "is"],
         "theres" => &["there", "is"],
         "lets" => &["let", "us"],
@@ -95,6 +127,8 @@ fn expand(word: &str) -> Option<&'static [&'static str]> {
         "wanna" => &["want", "to"],
         "gotta" => &["got", "to"],
         "oclock" => &["o", "clock"],
+        // One edit from "interested" would otherwise read as it.
+        "uninterested" | "disinterested" => &["not", "interested"],
         _ => return None,
     })
 }
@@ -269,6 +303,16 @@ mod tests {
         assert_eq!(w("It’s 4 o'clock"), ["it", "is", "4", "o", "clock"]);
         assert_eq!(w("  "), Vec::<String>::new());
         assert_eq!(w("Sorry?"), ["sorry"]);
+    }
+
+    #[test]
+    fn clause_starts_follow_punctuation() {
+        assert_eq!(clause_starts("Not really, sure."), vec![2]);
+        assert_eq!(clause_starts("Yes... no, actually no"), vec![1, 2]);
+        assert_eq!(clause_starts("I don't want to go ahead"), Vec::<usize>::new());
+        assert_eq!(clause_starts("Sure? Who's this?"), vec![1]);
+        assert_eq!(clause_starts("At 3:30 p.m., thanks"), vec![3]);
+        assert_eq!(clause_starts("Call at 3 p.m. Thanks"), Vec::<usize>::new(), "a dotted p.m. that ends a piece");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl MachineSign {
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MachineDetector {
     config: MachineConfig,
     answered_at: Instant,

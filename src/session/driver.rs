@@ -117,7 +117,9 @@ impl<'a, T: MediaTransport> CallIo<'a, T> {
         core.handle(Input::Answered, started.into_std());
         // The rest of the script is synthesized ahead of need, queued behind the first line (an
         // outbound call's lines were already warmed while it rang).
-        let lines = self.setup.lines();
+        let phrases = crate::dialogue::Phrases::default();
+        let mut lines = self.setup.lines();
+        lines.extend(phrases.fixed());
         super::setup::prewarm(&self.engine, &self.setup.call.id, lines.get(1..).unwrap_or_default());
         loop {
             while let Some(output) = core.poll() {

@@ -50,6 +50,21 @@ pub struct Call {
     #[serde(rename = "transcript")]
     #[schema(example = "https://api.your-domain.com/transcripts/60a2e7f3b9c1a83e94d8f2c3.json")]
     pub transcript_url: Option<String>,
+    /// How the call went, set when it ends (`notes` says why in one sentence):
+    /// - `successful`: the callee agreed (the last yes/no to a question was yes), or heard the
+    ///   whole message of a script that asks nothing.
+    /// - `rejected`: the callee said no (the last yes/no to a question was no); hanging up is
+    ///   not a no.
+    /// - `unsuccessful`: a person was reached but gave no clear answer: silence, unclear
+    ///   answers, hung up without answering, cancelled or cut off at the time limit.
+    /// - `callbackRequested`: the callee asked to be called back (`callbackAt` if they said when).
+    /// - `optedOut`: the callee asked not to be called again; the contact is now `doNotCall`.
+    /// - `voicemail`: an answering machine picked up; the template's voicemail message was left,
+    ///   if it has one.
+    /// - `noAnswer`: nobody picked up.
+    /// - `busy`: the line was busy.
+    /// - `failed`: the call could not be placed or connected, the connection was lost during
+    ///   it, or the script's `next` links loop.
     pub outcome: Option<Outcome>,
     #[schema(example = "Customer expressed interest in the premium plan")]
     pub notes: Option<String>,

@@ -584,16 +584,17 @@ impl CallCore {
             start_ms: turn.start_ms,
             reply: LineId(0),
         };
-        let (text, confidence) = heard.as_ref().map_or((String::new(), 0.0), |h| (h.text.clone(), h.confidence));
-        self.record_caller(&turn, heard);
         let line_before = self.line.as_ref().map(|l| l.id);
-        // Words that come late (a busy recogniser) may arrive after the bot has moved on: what
-        // was said before the newest line started does not answer it.
-        let event = if self.line_started.is_some_and(|started| turn.stopped < started) {
-            DialogueEvent::CallerAside { text, confidence }
-        } else {
-            DialogueEvent::CallerTurn { text, confidence }
+        let predates_line = self.line_started.is_some_and(|started| turn.stopped < started);
+        let event = match heard.as_ref() {
+            // Lost words (the recogniser failed or was full): the dialogue asks again.
+            None => DialogueEvent::CallerTurnLost,
+            // Words that come late (a busy recogniser) may arrive after the bot has moved on:
+            // what was said before the newest line started does not answer it.
+            Some(h) if predates_line => DialogueEvent::CallerAside { text: h.text.clone(), confidence: h.confidence },
+            Some(h) => DialogueEvent::CallerTurn { text: h.text.clone(), confidence: h.confidence },
         };
+        self.record_caller(&turn, heard);
         self.tell_dialogue(event, now);
         self.tentative = match self.line.as_ref().map(|l| l.id) {
             Some(reply) if Some(reply) != line_before => {
@@ -879,7 +880,7 @@ impl CallCore {
                 Action::HangUp => self.hang_up_requested = true,
                 Action::SetDoNotCall => self.do_not_call = true,
                 Action::Finish(summary) => self.summary = Some(summary),
-                Action::Listen { .. } | Action::RecordAnswer { .. } => {}
+                Action::Listen { .. } => {}
             }
         }
     }
