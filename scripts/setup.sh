@@ -30,9 +30,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # libopus-dev: Opus codec (audiopus, pkg-config); espeak-ng: phonemes for Piper voices (its CLI,
-# called as a separate process because it is GPL-3.0 and is not linked).
+# called as a separate process because it is GPL-3.0 and is not linked); flite: with espeak-ng,
+# the voices of the synthetic callers in tests and benches (tests/common/voices.rs), which must
+# not be the bot's own.
 PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev ca-certificates curl python3-venv
-          libopus-dev espeak-ng)
+          libopus-dev espeak-ng flite)
 if [ "$WITH_TEST" -eq 1 ]; then
     PACKAGES+=(postgresql postgresql-client)
 fi

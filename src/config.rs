@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::speech::SttModel;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -28,6 +30,7 @@ pub struct FileConfig {
     pub allow_insecure_webhooks: Option<bool>,
     pub public_url: Option<String>,
     pub models_dir: Option<PathBuf>,
+    pub stt_model: Option<String>,
     pub max_concurrent_calls: Option<usize>,
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<String>,
@@ -126,6 +129,8 @@ pub struct TelephonyConfig {
     pub max_concurrent_calls: usize,
     /// Where `models/fetch.sh` put the models.
     pub models_dir: PathBuf,
+    /// The whisper model calls are transcribed with (`--stt-model`).
+    pub stt_model: SttModel,
     /// Run the dispatcher that places queued and due calls. `serve` always does; test
     /// harnesses that exercise only the REST API turn it off so calls stay as created.
     pub dispatch_calls: bool,
@@ -140,6 +145,7 @@ impl Default for TelephonyConfig {
             twilio: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             models_dir: PathBuf::from("models"),
+            stt_model: SttModel::default(),
             dispatch_calls: true,
         }
     }
@@ -150,6 +156,7 @@ impl Default for TelephonyConfig {
 pub struct TelephonyArgs {
     pub public_url: Option<String>,
     pub models_dir: Option<PathBuf>,
+    pub stt_model: Option<String>,
     pub max_concurrent_calls: Option<usize>,
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<String>,
@@ -198,11 +205,19 @@ impl TelephonyConfig {
             }
         };
         let models_dir = args.models_dir.or_else(|| file.models_dir.clone()).unwrap_or_else(|| PathBuf::from("models"));
+        let stt_model = match args.stt_model.or_else(|| file.stt_model.clone()) {
+            Some(name) => SttModel::named(&name).map_err(|_| {
+                let known = SttModel::all().iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
+                invalid("STT model", &name, &format!("expected one of {known} (made by `bash models/fetch.sh`)"))
+            })?,
+            None => SttModel::default(),
+        };
         Ok(TelephonyConfig {
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
             twilio,
             max_concurrent_calls,
             models_dir,
+            stt_model,
             dispatch_calls: true,
         })
     }
@@ -285,5 +300,19 @@ mod tests {
         assert!(Config::resolve(None, store, Some(0), false, &FileConfig::default()).is_err());
         let err = StoreConfig::resolve(None, Some("mysql://u:secret@h/db".into()), &FileConfig::default()).unwrap_err();
         assert!(!err.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn the_stt_model_comes_from_the_flag_then_the_file_and_must_be_known() {
+        let resolve = |flag: Option<&str>, file: &str| {
+            let file: FileConfig = toml::from_str(file).unwrap();
+            let args = TelephonyArgs { stt_model: flag.map(str::to_owned), ..TelephonyArgs::default() };
+            TelephonyConfig::resolve(args, &file)
+        };
+        assert_eq!(resolve(None, "").unwrap().stt_model, SttModel::default());
+        assert_eq!(resolve(None, "stt_model = \"base\"").unwrap().stt_model.name(), "base");
+        assert_eq!(resolve(Some("tiny.en"), "stt_model = \"base\"").unwrap().stt_model.name(), "tiny.en");
+        let error = resolve(Some("large"), "").unwrap_err().to_string();
+        assert!(error.contains("'large'") && error.contains("tiny.en") && error.contains("models/fetch.sh"), "{error}");
     }
 }

@@ -43,6 +43,9 @@ struct TelephonyFlags {
     /// Directory holding the speech models (default ./models, made by models/fetch.sh).
     #[arg(long, env = "CALLCENTER_MODELS_DIR")]
     models_dir: Option<PathBuf>,
+    /// Whisper model for callers' speech: tiny.en (default) or base (`models/fetch.sh --base`).
+    #[arg(long, env = "CALLCENTER_STT_MODEL")]
+    stt_model: Option<String>,
     /// Calls this node runs at once (default 20); more wait in `queued`.
     #[arg(long, env = "CALLCENTER_MAX_CONCURRENT_CALLS")]
     max_concurrent_calls: Option<usize>,
@@ -102,8 +105,8 @@ enum Command {
         /// Directory holding the models (default ./models, made by models/fetch.sh).
         #[arg(long, env = "CALLCENTER_MODELS_DIR", default_value = "models")]
         models_dir: PathBuf,
-        /// Whisper model: tiny.en (default) or base (`models/fetch.sh --base`).
-        #[arg(long, default_value = "tiny.en")]
+        /// Whisper model, as `serve --stt-model` takes it (default tiny.en).
+        #[arg(long, alias = "stt-model", env = "CALLCENTER_STT_MODEL", default_value = callcenter::speech::models::DEFAULT_STT_MODEL)]
         model: String,
         /// Print one line per segment with its start and end time.
         #[arg(long)]
@@ -237,6 +240,7 @@ async fn run(command: Command, file: FileConfig) -> ExitCode {
             let args = TelephonyArgs {
                 public_url: telephony.public_url,
                 models_dir: telephony.models_dir,
+                stt_model: telephony.stt_model,
                 max_concurrent_calls: telephony.max_concurrent_calls,
                 twilio_account_sid: telephony.twilio_account_sid,
                 twilio_auth_token: telephony.twilio_auth_token,
@@ -247,6 +251,11 @@ async fn run(command: Command, file: FileConfig) -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return config_error(e),
             };
+            // The models load on the first call; a missing whisper file is said now, not then.
+            let models = callcenter::speech::ModelPaths::new(&config.telephony.models_dir);
+            if let Err(e) = config.telephony.stt_model.require(&models) {
+                return config_error(e);
+            }
             serve(config).await
         }
         Command::Migrate { store } => match store_config(store, &file) {
@@ -373,13 +382,14 @@ async fn speech_command(work: impl FnOnce() -> anyhow::Result<()> + Send + 'stat
 
 fn transcribe(file: &Path, models_dir: &Path, model: &str, segments: bool) -> anyhow::Result<()> {
     use callcenter::media::decode::{MAX_DURATION_SECS, decode_file, resample_clip};
-    use callcenter::speech::ModelPaths;
     use callcenter::speech::stt::{SttConfig, SttPool};
+    use callcenter::speech::{ModelPaths, SttModel};
 
+    let model = SttModel::named(model)?.require(&ModelPaths::new(models_dir))?;
     let audio = decode_file(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let audio_16k = resample_clip(&audio.samples, audio.sample_rate, 16_000)?;
     let config = SttConfig { max_clip: std::time::Duration::from_secs(MAX_DURATION_SECS), ..SttConfig::default() };
-    let pool = SttPool::new(&ModelPaths::new(models_dir).whisper(model), config)?;
+    let pool = SttPool::new(&model, config)?;
     let transcript = pool.transcribe_blocking(audio_16k)?;
     if segments {
         for segment in &transcript.segments {

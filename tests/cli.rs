@@ -110,6 +110,23 @@ fn invalid_configuration_fails_with_one_line_and_exit_code_2() {
     }
 }
 
+#[test]
+fn an_unknown_or_missing_stt_model_stops_serve_at_start_naming_fetch_sh() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 2] = [
+        (&["serve", "--data-dir", data, "--stt-model", "large-v3"], "'large-v3'"),
+        (&["serve", "--data-dir", data, "--models-dir", data, "--stt-model", "base"], "ggml-base.bin"),
+    ];
+    for (args, what) in cases {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(what) && stderr.contains("models/fetch.sh"), "{stderr}");
+    }
+}
+
 #[tokio::test]
 async fn env_vars_and_config_file_configure_serve() {
     let dir = tempfile::tempdir().unwrap();

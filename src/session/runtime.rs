@@ -10,7 +10,7 @@ use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore};
 use crate::config::TelephonyConfig;
 use crate::domain::Id;
 use crate::speech::engine::SpeechEngine;
-use crate::speech::{ModelPaths, SpeechError};
+use crate::speech::{ModelPaths, SpeechError, SttModel};
 use crate::telephony::carrier::Carrier;
 use crate::telephony::simulator::callee::SimulatorCarrier;
 use crate::telephony::twilio::carrier::TwilioCarrier;
@@ -19,6 +19,7 @@ use crate::telephony::twilio::rest::TwilioRest;
 pub struct CallRuntime {
     speech: OnceCell<Arc<SpeechEngine>>,
     models: ModelPaths,
+    stt_model: SttModel,
     slots: Arc<Semaphore>,
     /// Slots held by calls in progress on this node, released when each call ends.
     held: Mutex<HashMap<Id, OwnedSemaphorePermit>>,
@@ -47,6 +48,7 @@ impl CallRuntime {
         CallRuntime {
             speech: OnceCell::new(),
             models: ModelPaths::new(&config.models_dir),
+            stt_model: config.stt_model,
             slots: Arc::new(Semaphore::new(config.max_concurrent_calls)),
             held: Mutex::new(HashMap::new()),
             hang_ups: Mutex::new(HashMap::new()),
@@ -78,8 +80,8 @@ impl CallRuntime {
     pub async fn speech(&self) -> Result<Arc<SpeechEngine>, SpeechError> {
         self.speech
             .get_or_try_init(|| async {
-                let models = self.models.clone();
-                let engine = tokio::task::spawn_blocking(move || SpeechEngine::load(&models))
+                let (models, stt_model) = (self.models.clone(), self.stt_model);
+                let engine = tokio::task::spawn_blocking(move || SpeechEngine::load(&models, stt_model))
                     .await
                     .map_err(|e| SpeechError::Onnx(format!("loading the models panicked: {e}")))??;
                 Ok(Arc::new(engine))

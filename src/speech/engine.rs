@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::stt::{SttConfig, SttPool};
 use super::tts::{TtsConfig, TtsPool};
 use super::vad::{VadConfig, VadModel};
-use super::{ModelPaths, SpeechError};
+use super::{ModelPaths, SpeechError, SttModel};
 
 pub struct SpeechEngine {
     pub vad: Arc<VadModel>,
@@ -20,13 +20,13 @@ impl std::fmt::Debug for SpeechEngine {
 }
 
 impl SpeechEngine {
-    /// Loads Silero VAD, whisper tiny.en and the default Piper voice from `paths` (blocking:
-    /// about a second; call it on a blocking thread).
-    pub fn load(paths: &ModelPaths) -> Result<SpeechEngine, SpeechError> {
+    /// Loads Silero VAD, the whisper model `stt_model` and the default Piper voice from
+    /// `paths` (blocking: about a second; call it on a blocking thread).
+    pub fn load(paths: &ModelPaths, stt_model: SttModel) -> Result<SpeechEngine, SpeechError> {
         let vad = VadModel::load(paths, &VadConfig::default()).map_err(|e| SpeechError::Onnx(e.to_string()))?;
         // A single-threaded worker per core (SttConfig's default): two calls' turns are
         // transcribed at once, and no ggml barrier spins against other calls' VAD and TTS.
-        let stt = SttPool::new(&paths.whisper("tiny.en"), SttConfig::default())?;
+        let stt = SttPool::new(&stt_model.require(paths)?, SttConfig::default())?;
         // A line that cannot be queued would be skipped mid-call, which is worse than saying it
         // a little late: the queue is deep enough for every call slot to wait for a sentence.
         let mut tts_config = TtsConfig::default();

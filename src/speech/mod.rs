@@ -19,7 +19,7 @@ pub mod stt;
 pub mod tts;
 pub mod vad;
 
-pub use models::ModelPaths;
+pub use models::{ModelPaths, SttModel};
 
 /// Everything that can go wrong loading or running a speech model.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,12 @@ pub enum SpeechError {
     /// A model file is not where it should be: `bash models/fetch.sh` makes it.
     #[error("{what} not found at {path} (run `bash models/fetch.sh`)")]
     MissingModel { what: &'static str, path: std::path::PathBuf },
+    /// `--stt-model` names no model `models/fetch.sh` makes.
+    #[error("unknown whisper model '{name}': expected one of {known} (made by `bash models/fetch.sh`)")]
+    UnknownSttModel { name: String, known: String },
+    /// The chosen whisper model's file is missing; `fetch` is the command that makes it.
+    #[error("whisper model {name} not found at {path} (run `{fetch}`)")]
+    MissingSttModel { name: &'static str, path: std::path::PathBuf, fetch: &'static str },
     /// ONNX Runtime could not be loaded or a session could not be built or run.
     #[error("onnx runtime: {0}")]
     Onnx(String),

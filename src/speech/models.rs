@@ -9,6 +9,69 @@ use super::SpeechError;
 /// The default voice `models/fetch.sh` installs.
 pub const DEFAULT_VOICE: &str = "en_US-joe-medium";
 
+/// The whisper model used when none is chosen (`--stt-model`).
+pub const DEFAULT_STT_MODEL: &str = "tiny.en";
+
+/// A whisper model `models/fetch.sh` makes, by the name `--stt-model` takes; its file is
+/// `ggml-<name>.bin` in the models directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SttModel {
+    name: &'static str,
+    /// The command that makes the file.
+    fetch: &'static str,
+}
+
+/// Every model `--stt-model` accepts (docs/BENCHMARKS.md compares them).
+const STT_MODELS: [SttModel; 2] = [
+    SttModel { name: "tiny.en", fetch: "bash models/fetch.sh" },
+    SttModel { name: "base", fetch: "bash models/fetch.sh --base" },
+];
+
+impl SttModel {
+    /// The model called `name`; an unknown name is an error listing the known ones.
+    pub fn named(name: &str) -> Result<SttModel, SpeechError> {
+        STT_MODELS.iter().copied().find(|m| m.name == name).ok_or_else(|| SpeechError::UnknownSttModel {
+            name: name.to_owned(),
+            known: STT_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    pub fn all() -> &'static [SttModel] {
+        &STT_MODELS
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The model file, whether or not it is there.
+    pub fn path(&self, paths: &ModelPaths) -> PathBuf {
+        paths.whisper(self.name)
+    }
+
+    /// The model file, or an error saying which `models/fetch.sh` command makes it.
+    pub fn require(&self, paths: &ModelPaths) -> Result<PathBuf, SpeechError> {
+        let path = self.path(paths);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(SpeechError::MissingSttModel { name: self.name, path, fetch: self.fetch })
+        }
+    }
+}
+
+impl Default for SttModel {
+    fn default() -> Self {
+        SttModel::named(DEFAULT_STT_MODEL).expect("the default model is a known one")
+    }
+}
+
+impl std::fmt::Display for SttModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 /// Paths of every model under one models directory.
 #[derive(Debug, Clone)]
 pub struct ModelPaths {
@@ -72,5 +135,23 @@ pub fn require(what: &'static str, path: &Path) -> Result<PathBuf, SpeechError> 
         Ok(path.to_path_buf())
     } else {
         Err(SpeechError::MissingModel { what, path: path.to_path_buf() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stt_models_are_found_by_name_and_missing_ones_say_how_to_get_them() {
+        assert_eq!(SttModel::default().name(), DEFAULT_STT_MODEL);
+        assert!(SttModel::all().iter().all(|m| SttModel::named(m.name()).ok() == Some(*m)));
+        let unknown = SttModel::named("large-v3").unwrap_err().to_string();
+        assert!(unknown.contains("large-v3") && unknown.contains("tiny.en") && unknown.contains("models/fetch.sh"));
+        let paths = ModelPaths::new("/nonexistent");
+        let base = SttModel::named("base").unwrap();
+        assert_eq!(base.path(&paths), Path::new("/nonexistent/ggml-base.bin"));
+        let missing = base.require(&paths).unwrap_err().to_string();
+        assert!(missing.contains("/nonexistent/ggml-base.bin") && missing.contains("models/fetch.sh --base"));
     }
 }

@@ -15,8 +15,9 @@
 //!   turn took 111 ms instead of 919 ms on 2 threads. The model was trained on full windows
 //!   only; `shrink_audio_ctx: false` turns this off, and `benches/stt.rs` measures the accuracy
 //!   difference (docs/BENCHMARKS.md);
-//! - a token budget per window and a collapse of repeated phrases bound what a decoding loop
-//!   costs and leaves in the text; digital silence never reaches the model.
+//! - a token budget per window and a collapse of repeated phrases (no phrase is left said more
+//!   than twice in a row) bound what a decoding loop costs and leaves in the text; digital
+//!   silence never reaches the model.
 //!
 //! Metrics: `stt_rejected_total` (counter), `stt_latency_seconds` (histogram, from admission to
 //! result: queue wait plus inference).
@@ -445,7 +446,8 @@ impl Worker {
                 no_speech_prob: segment.no_speech_probability(),
             });
         }
-        let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+        // A loop may also run across segments ("Yes speaking." as seven segments).
+        let text = collapse_repetition(&segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" "));
         Transcript { text, segments, confidence: mean(p_sum, p_count) }
     }
 }
@@ -483,31 +485,56 @@ pub fn strip_markers(text: &str) -> String {
     kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Cuts a decoding loop short: when the text ends in a run of at least three words repeated
-/// back to back, or of two words repeated three times (the last copy possibly cut off by the
-/// token budget), one copy is kept ("What your country can do for you. What your country can
-/// do for you. What your" -> "What your country can do for you."). Whisper falls into such
-/// loops when it cannot see where the audio ends, which a shrunk context makes more likely.
-/// Shorter repeats ("no, no, no", "thank you thank you") are speech and stay.
+/// Cuts decoding loops short, wherever they are in the text: a phrase of one or more words
+/// said three or more times back to back is kept once ("Yes speaking. Yes speaking. Yes
+/// speaking." -> "Yes speaking."; "speaking, speaking, speaking," -> "speaking,"), and so is a
+/// phrase of three or more words said twice ("What your country can do for you. What your
+/// country can do for you." -> once). A copy cut off at the end of the text (by the token
+/// budget) goes with its loop. Words are compared without case and punctuation. Whisper falls
+/// into such loops when it cannot see where the audio ends, which a shrunk context makes more
+/// likely; no turn may repeat a phrase more than twice. A short phrase said twice ("thank you
+/// thank you", "no, no") is speech and stays, as do repeated digits (a phone number).
 pub fn collapse_repetition(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let keys: Vec<String> = words.iter().map(|w| normalize_words(w).concat()).collect();
-    let n = keys.len();
-    for start in 0..n {
-        for unit in 2..=(n - start) / 2 {
-            // A two-word phrase said twice is ordinary speech ("thank you thank you"); three
-            // times in a row, to the end of the clip, it is the decoder looping.
-            let repeats = if unit >= 3 { 2 } else { 3 };
-            if n - start < unit * repeats {
-                continue;
-            }
-            let periodic = (start + unit..n).all(|i| keys[i] == keys[start + (i - start) % unit]);
-            if periodic {
-                return words[..start + unit].join(" ");
-            }
-        }
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    // Collapsing one loop can line up another ("yes yes yes speaking" said three times).
+    while let Some(shorter) = collapse_first_loop(&words) {
+        words = shorter;
     }
-    text.to_owned()
+    words.join(" ")
+}
+
+/// `words` with its first loop (see `collapse_repetition`) cut to one copy, if it has one.
+fn collapse_first_loop<'a>(words: &[&'a str]) -> Option<Vec<&'a str>> {
+    let keys: Vec<String> = words.iter().map(|w| normalize_words(w).concat()).collect();
+    (0..keys.len()).find_map(|start| {
+        let (unit, copies) = loop_at(&keys, start)?;
+        let mut end = start + unit * copies;
+        let rest = &keys[end..];
+        if rest.len() < unit && rest == &keys[start..start + rest.len()] {
+            end = keys.len();
+        }
+        let mut kept = words[..start + unit].to_vec();
+        kept.extend_from_slice(&words[end..]);
+        Some(kept)
+    })
+}
+
+/// The loop starting at `start` that covers the most words, the shortest phrase of those:
+/// (its words, copies back to back). "yes yes yes speaking" said three times is that phrase
+/// three times, not "yes" three times followed by more.
+fn loop_at(keys: &[String], start: usize) -> Option<(usize, usize)> {
+    let loops = (1..=(keys.len() - start) / 2).filter_map(|unit| {
+        let phrase = &keys[start..start + unit];
+        // Punctuation alone, or digits: "0 0 0" in a phone number is not a loop.
+        if phrase.iter().all(|k| k.chars().all(|c| c.is_ascii_digit())) {
+            return None;
+        }
+        let copies = keys[start..].chunks_exact(unit).take_while(|chunk| *chunk == phrase).count();
+        let loops = if unit >= 3 { copies >= 2 } else { copies >= 3 };
+        loops.then_some((unit, copies))
+    });
+    // `max_by_key` keeps the last of equals: compare shorter phrases as greater.
+    loops.max_by_key(|&(unit, copies)| (unit * copies, std::cmp::Reverse(unit)))
 }
 
 /// Whether a segment only says the previous one again: the same loop as `collapse_repetition`
@@ -583,13 +610,57 @@ mod tests {
         let looped = "What your country can do for you. What your country can do for you. What your country can";
         assert_eq!(collapse_repetition(looped), "What your country can do for you.");
         assert_eq!(collapse_repetition("Hello. I want to pay. I want to pay. I want to pay."), "Hello. I want to pay.");
-        // Speech that repeats short words, or says something once, is left alone.
-        assert_eq!(collapse_repetition("No, no, no, no."), "No, no, no, no.");
-        assert_eq!(collapse_repetition("thank you thank you"), "thank you thank you");
         assert_eq!(collapse_repetition("Yes, please. Yes, please. Yes, please. Yes,"), "Yes, please.");
+        // Speech that repeats a short phrase once, or says something once, is left alone.
+        assert_eq!(collapse_repetition("thank you thank you"), "thank you thank you");
+        assert_eq!(collapse_repetition("No, no. Not today."), "No, no. Not today.");
         let jfk = "ask not what your country can do for you ask what you can do for your country";
         assert_eq!(collapse_repetition(jfk), jfk);
         assert_eq!(collapse_repetition(""), "");
+        assert_eq!(collapse_repetition("Yes."), "Yes.");
+    }
+
+    #[test]
+    fn loops_of_any_length_anywhere_are_cut() {
+        // Seen on a simulator call: one caller turn, seven times the same two words.
+        let seven = ["Yes speaking."; 7].join(" ");
+        assert_eq!(collapse_repetition(&seven), "Yes speaking.");
+        assert_eq!(collapse_repetition("Yes. Yes. Yes. speaking, speaking, speaking,"), "Yes. speaking,");
+        // In the middle of a turn, with what follows kept.
+        assert_eq!(
+            collapse_repetition("I think I think I think I am interested in that."),
+            "I think I am interested in that."
+        );
+        assert_eq!(collapse_repetition("no no no no no no, thanks"), "no thanks");
+        // Punctuation and case do not hide a loop.
+        assert_eq!(collapse_repetition("Goodbye! goodbye, GOODBYE... Goodbye?"), "Goodbye!");
+        // A long phrase said twice is a loop too.
+        assert_eq!(
+            collapse_repetition("Please call me back. Please call me back. Thanks."),
+            "Please call me back. Thanks."
+        );
+        // Collapsing one loop can reveal another.
+        assert_eq!(collapse_repetition(&["yes yes yes speaking"; 3].join(" ")), "yes speaking");
+    }
+
+    #[test]
+    fn no_phrase_is_left_repeated_more_than_twice() {
+        let phrases = ["ok", "yes speaking", "not right now", "ring me back in an hour", "bye bye"];
+        for phrase in phrases {
+            for times in 1..=8 {
+                let said = vec![phrase; times].join(", ");
+                let kept = normalize_words(&collapse_repetition(&said)).join(" ");
+                let once = normalize_words(phrase).join(" ");
+                let copies = kept.matches(once.as_str()).count();
+                assert!(copies <= 2 && !kept.is_empty(), "{said:?} -> {kept:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn digits_are_not_a_loop() {
+        assert_eq!(collapse_repetition("My number is 5 5 5 0 1 0 0"), "My number is 5 5 5 0 1 0 0");
+        assert_eq!(collapse_repetition("... ... ..."), "... ... ...");
     }
 
     #[test]

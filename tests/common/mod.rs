@@ -12,6 +12,9 @@ use callcenter::config::{Config, StoreConfig};
 use callcenter::store::accounts;
 use sqlx::{AnyConnection, Connection, Executor};
 
+/// Synthetic callers in voices that are not the bot's, through a phone line.
+pub mod voices;
+
 /// A real server on 127.0.0.1:0 with a fresh database, stopped when dropped.
 pub struct TestApp {
     pub base: String,
