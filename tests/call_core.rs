@@ -22,7 +22,7 @@ use callcenter::session::core::{CallCore, CallResult, CoreConfig, FRAME, Frame, 
 use callcenter::speech::ModelPaths;
 use callcenter::speech::stt::{SttConfig, SttPool};
 use callcenter::speech::vad::{VadConfig, VadModel, VadRate, VadStream};
-use common::models_dir;
+use common::{models_dir, voices};
 
 const TICK: Duration = Duration::from_millis(20);
 /// Virtual time a transcription takes.
@@ -87,28 +87,13 @@ fn vad_model() -> std::sync::Arc<VadModel> {
     VAD.get_or_init(|| VadModel::load(&models(), &VadConfig::default()).expect("silero")).clone()
 }
 
-/// espeak-ng's `en-us` voice at 8 kHz, as a phone line would carry it (through µ-law).
+/// espeak-ng's `en-us` voice at 8 kHz, as a clean phone line carries it (through µ-law).
 fn speak(text: &str) -> Vec<i16> {
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("say.wav");
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "165", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed (scripts/setup.sh)");
-    assert!(status.success());
-    let audio = callcenter::media::decode::decode_file(&wav).unwrap();
-    let pcm = callcenter::media::decode::resample_clip(&audio.samples, audio.sample_rate, RATE).unwrap();
-    let mut samples: Vec<i16> = pcm.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect();
-    // Trim espeak's own leading and trailing silence: a test places its pauses itself.
-    let start = samples.iter().position(|s| s.abs() > 300).unwrap_or(0);
-    let end = samples.iter().rposition(|s| s.abs() > 300).map_or(samples.len(), |e| e + 1);
-    samples = samples[start..end].to_vec();
-    let mut ulaw = vec![0u8; samples.len()];
-    g711::encode_ulaw(&samples, &mut ulaw);
-    g711::decode_ulaw(&ulaw, &mut samples);
-    samples
+    let pcm = voices::say(&voices::Voice::espeak("en-us", 165, 50), text).expect("espeak-ng (scripts/setup.sh)");
+    let ulaw = voices::through_phone(&pcm, &voices::Channel::clean());
+    let mut line = vec![0i16; ulaw.len()];
+    g711::decode_ulaw(&ulaw, &mut line);
+    line
 }
 
 fn silence(ms: usize) -> Vec<i16> {
