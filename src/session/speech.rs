@@ -98,8 +98,14 @@ pub fn spawn_transcription(
 pub fn spawn_judgement(engine: &Arc<SpeechEngine>, id: u64, audio_16k: Arc<Vec<f32>>, out: mpsc::Sender<Input>) {
     let engine = engine.clone();
     tokio::spawn(async move {
-        let _ = (&engine, &audio_16k); // MERGE: engine.turn.predict once the Smart Turn pool lands
-        let verdict = Verdict::Unavailable;
+        let verdict = match engine.turn.predict(audio_16k.to_vec()).await {
+            Ok(prediction) if prediction.complete => Verdict::Complete,
+            Ok(_) => Verdict::Incomplete,
+            Err(error) => {
+                tracing::debug!(%error, "no end-of-turn verdict");
+                Verdict::Unavailable
+            }
+        };
         let _ = out.send(Input::Judged { id, verdict }).await;
     });
 }
