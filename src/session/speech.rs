@@ -9,8 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::dialogue::LineId;
-use crate::media::decode::resample_clip;
-use crate::media::pcm::{f32_to_i16, i16_to_f32};
+use crate::media::decode::resample_i16;
 use crate::session::core::{Heard, Input, RATE, Verdict};
 use crate::speech::SpeechError;
 use crate::speech::engine::SpeechEngine;
@@ -46,13 +45,8 @@ async fn synthesize_line(
         let mut pcm = if chunk.sample_rate == RATE {
             chunk.samples.to_vec()
         } else {
-            let mut samples = vec![0.0f32; chunk.samples.len()];
-            i16_to_f32(&chunk.samples, &mut samples);
-            let resampled = resample_clip(&samples, chunk.sample_rate, RATE)
-                .map_err(|e| SpeechError::InvalidInput(e.to_string()))?;
-            let mut pcm = vec![0i16; resampled.len()];
-            f32_to_i16(&resampled, &mut pcm);
-            pcm
+            resample_i16(&chunk.samples, chunk.sample_rate, RATE)
+                .map_err(|e| SpeechError::InvalidInput(e.to_string()))?
         };
         if std::mem::take(&mut first) {
             // The line starts with its first sound (10 ms lead-in), not the voice's silence.
