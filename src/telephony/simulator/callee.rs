@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::ear::{Ear, EarConfig, HeardLine};
+use super::ear::{self, Ear, EarConfig, HeardLine};
 use super::hearing::{self, HearingError};
 use super::peer::{self, PeerCommand, PeerError, PeerEvent, PeerHandle, StreamStart};
 pub use super::persona::Persona;
@@ -58,9 +58,6 @@ const HANG_UP_AFTER_GOODBYE: Duration = Duration::from_secs(5);
 /// Waiting for a busy speech pool: attempts, and the pause between them.
 const BUSY_RETRIES: u32 = 100;
 const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(100);
-/// Edges of a part of an utterance quieter than this (RMS, -40 dBFS) are cut, so a pause
-/// between parts is as long as it says.
-const PART_EDGE_RMS: f64 = 32768.0 * 0.01;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CalleeError {
@@ -103,7 +100,6 @@ async fn ring_and_talk(state: &AppState, call: &Call, persona: Persona) -> Resul
     if persona == Persona::Voicemail {
         let _ = handle.commands.send(PeerCommand::Speak(beep_tone())).await;
     }
-    prewarm(&engine, persona);
     Callee::new(persona, engine, handle, talk_over).talk().await;
     Ok(())
 }
@@ -125,6 +121,7 @@ async fn get_ready(state: &AppState, persona: Persona) -> Result<Ready, CalleeEr
         Some(talk_over) => Some((talk_over, speech(&engine, talk_over.says).await?)),
         None => None,
     };
+    prewarm(&engine, persona);
     Ok(Ready { engine, opening, talk_over })
 }
 
@@ -142,8 +139,9 @@ async fn open_stream(state: &AppState, call: &Call) -> Result<PeerHandle, Callee
     Ok(peer::connect(start).await?)
 }
 
-/// Synthesizes what the persona may say into the TTS cache while the bot's first line plays,
-/// so that a reply costs no synthesis when it is due. Best effort: a full queue only means a
+/// Synthesizes what the persona may say into the TTS cache while the phone rings and the
+/// bot's first line plays (not when the callee must transcribe that line), so that a reply
+/// costs no synthesis when it is due. Best effort: a full queue only means a
 /// later reply is synthesized when said.
 fn prewarm(engine: &SpeechEngine, persona: Persona) {
     let texts: Vec<&str> = persona.repertoire().iter().flat_map(Utterance::words).collect();
@@ -399,16 +397,11 @@ pub fn to_mulaw(samples: &[i16], rate: u32) -> Vec<u8> {
     out
 }
 
-/// Cuts whole 20 ms frames quieter than -40 dBFS from the start and/or the end of `mulaw`.
+/// Cuts whole 20 ms frames quieter than speech (-40 dBFS) from the start and/or the end of
+/// `mulaw`.
 fn trim_quiet_edges(mulaw: &mut Vec<u8>, start: bool, end: bool) {
-    let loud = |frame: &[u8]| {
-        let mut pcm16 = [0i16; CHUNK_SAMPLES];
-        let n = g711::decode_ulaw(frame, &mut pcm16);
-        let energy: f64 = pcm16[..n].iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-        n > 0 && (energy / n as f64).sqrt() >= PART_EDGE_RMS
-    };
-    let frames: Vec<bool> = mulaw.chunks(CHUNK_SAMPLES).map(loud).collect();
-    let (Some(first), Some(last)) = (frames.iter().position(|&l| l), frames.iter().rposition(|&l| l)) else {
+    let loud: Vec<bool> = mulaw.chunks(CHUNK_SAMPLES).map(|frame| ear::rms(frame) >= ear::VOICED_RMS).collect();
+    let (Some(first), Some(last)) = (loud.iter().position(|&l| l), loud.iter().rposition(|&l| l)) else {
         return;
     };
     if end {

@@ -39,7 +39,7 @@ impl Default for EarConfig {
         EarConfig {
             settle: Duration::from_millis(250),
             no_mark_quiet: Duration::from_secs(3),
-            voiced_rms: 32768.0 * 0.01,
+            voiced_rms: VOICED_RMS,
             max_heard: Duration::from_secs(30),
         }
     }
@@ -158,8 +158,11 @@ impl Ear {
     }
 }
 
-/// RMS of a µ-law frame, in i16 units.
-fn rms(frame: &[u8]) -> f64 {
+/// RMS of a 20 ms frame of speech: -40 dBFS.
+pub const VOICED_RMS: f64 = 32768.0 * 0.01;
+
+/// RMS of a µ-law frame (up to 20 ms), in i16 units.
+pub fn rms(frame: &[u8]) -> f64 {
     let mut pcm = [0i16; CHUNK_SAMPLES];
     let n = g711::decode_ulaw(&frame[..frame.len().min(CHUNK_SAMPLES)], &mut pcm);
     if n == 0 {
