@@ -24,7 +24,9 @@ impl std::fmt::Debug for SpeechEngine {
 
 impl SpeechEngine {
     /// Loads Silero VAD, Smart Turn, the whisper model `stt_model` and the default Piper voice
-    /// from `paths` (blocking: about a second; call it on a blocking thread).
+    /// from `paths` (blocking: about a second; call it on a blocking thread). The default
+    /// model, tiny.en, was the most accurate per CPU second on phone speech of the candidates
+    /// (docs/BENCHMARKS.md, "STT on phone speech").
     pub fn load(paths: &ModelPaths, stt_model: SttModel) -> Result<SpeechEngine, SpeechError> {
         let vad = VadModel::load(paths, &VadConfig::default()).map_err(|e| SpeechError::Onnx(e.to_string()))?;
         // A single-threaded worker per core, like STT: a pause's question runs beside the

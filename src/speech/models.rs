@@ -9,7 +9,9 @@ use super::SpeechError;
 /// The default voice `models/fetch.sh` installs.
 pub const DEFAULT_VOICE: &str = "en_US-joe-medium";
 
-/// The whisper model used when none is chosen (`--stt-model`).
+/// The whisper model used when none is chosen (`--stt-model`): on phone speech from voices
+/// that are not the bot's, base (plain, q8_0, q5_1) was no more accurate at twice the CPU, and
+/// tiny.en-q8_0 within noise of it (docs/BENCHMARKS.md, "STT on phone speech").
 pub const DEFAULT_STT_MODEL: &str = "tiny.en";
 
 /// A whisper model `models/fetch.sh` makes, by the name `--stt-model` takes; its file is
