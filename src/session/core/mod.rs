@@ -12,10 +12,12 @@
 //! Turn-taking, the part a caller hears:
 //! - **End of turn.** At a short pause (the endpointer's `Pause`, 200 ms of silence) the core
 //!   asks for the turn's transcript and for the end-of-turn model's verdict at once (`Transcribe`
-//!   and `Judge`, same audio). Complete, and the words do not end open ("Yes, and"): the turn
-//!   ends there and goes to the dialogue. Incomplete: it keeps listening until the caller goes
-//!   on (`Resumed`: both answers are dropped) or the endpointer's silence ceiling ends the turn.
-//!   No verdict (model busy or failed): the turn ends after `unjudged_end_ms` of silence.
+//!   and `Judge`, same audio), and weighs both (`words::weigh`): every sign of an end (the model
+//!   says complete, whisper closed the words with a full stop, nothing left open, a few words at
+//!   least) ends the turn at once; one sign ends it once the caller has been quiet `settle_ms`
+//!   (longer than a mid-sentence pause); none, or an open ending ("Yes, and", "for", "um"),
+//!   waits for the endpointer's silence ceiling. A caller who goes on (`Resumed`) drops both
+//!   answers; the turn continues.
 //! - **Never over the caller.** A line's first frame is held while the caller is mid-turn.
 //! - **Withdrawing a reply.** The dialogue's state is snapshot before each caller turn. If the
 //!   caller starts speaking again before the reply has played `withdraw_window_ms` (or before it
@@ -30,7 +32,7 @@
 
 mod words;
 
-pub use words::{ends_open, is_backchannel};
+pub use words::{Finished, ends_open, is_backchannel, weigh};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -52,8 +54,11 @@ pub type Frame = [i16; FRAME];
 /// Turn-taking timings (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnTaking {
-    /// Silence that ends a turn when the end-of-turn model gave no verdict.
-    pub unjudged_end_ms: u32,
+    /// Silence after which a turn that is probably finished ends (`words::weigh`): longer than
+    /// the pauses callers make inside a sentence (700 ms must never end a turn).
+    pub settle_ms: u32,
+    /// Words a transcript needs before a pause may end the turn at once.
+    pub sure_min_words: usize,
     /// A reply the caller speaks into within this much of its playback is withdrawn.
     pub withdraw_window_ms: u32,
     /// Speech over a paused line longer than this interrupts it without waiting for words.
@@ -70,7 +75,8 @@ pub struct TurnTaking {
 impl Default for TurnTaking {
     fn default() -> Self {
         TurnTaking {
-            unjudged_end_ms: 900,
+            settle_ms: 750,
+            sure_min_words: 3,
             withdraw_window_ms: 450,
             backchannel_max_ms: 900,
             max_hold_ms: 5000,
@@ -95,7 +101,7 @@ impl Default for CoreConfig {
                 sample_rate: RATE,
                 pause_events: true,
                 // The ceiling: a pause judged unfinished is waited out up to this.
-                end_silence_ms: 1600,
+                end_silence_ms: 1500,
                 ..EndpointerConfig::default()
             },
             turn_taking: TurnTaking::default(),
@@ -459,6 +465,7 @@ impl CallCore {
         let audio_len = audio.len();
         let audio = joined(open.continues.as_ref(), audio);
         let id = self.new_id();
+        tracing::debug!(at_ms = self.ms(now), id, since_ms = self.ms(since), "pause: judging and transcribing");
         self.out.push_back(Output::Judge { id, audio: audio.clone() });
         self.out.push_back(Output::Transcribe { id, audio, prompt: self.prompt() });
         if let Some(open) = self.open.as_mut() {
@@ -469,17 +476,20 @@ impl CallCore {
     /// Ends the open turn at its pause when the answers allow it.
     fn check_pause(&mut self, now: Instant) {
         let Some(pause) = self.open.as_ref().and_then(|o| o.pause.as_ref()) else { return };
-        let unjudged_end = Duration::from_millis(u64::from(self.config.turn_taking.unjudged_end_ms));
+        let tt = &self.config.turn_taking;
+        let settled = now.saturating_duration_since(pause.since) >= Duration::from_millis(u64::from(tt.settle_ms));
         let over_paused_line = self.line.as_ref().is_some_and(|l| l.paused);
-        let ready = match (pause.verdict, &pause.heard) {
-            (_, None) => false,
+        let ready = match &pause.heard {
+            None => false,
             // A backchannel over a paused line: the line goes on without waiting for the model.
-            (_, Some(Ok(heard))) if over_paused_line && is_backchannel(&heard.text, false) => true,
-            (Some(Verdict::Complete), Some(Ok(heard))) => !ends_open(&heard.text),
-            (Some(Verdict::Complete), Some(Err(_))) => true,
-            // No verdict (yet): a model too busy to answer must not hold the caller for long.
-            (Some(Verdict::Unavailable) | None, Some(_)) => now.saturating_duration_since(pause.since) >= unjudged_end,
-            (Some(Verdict::Incomplete), Some(_)) => false,
+            Some(Ok(heard)) if over_paused_line && is_backchannel(&heard.text, false) => true,
+            Some(Ok(heard)) => match weigh(pause.verdict, &heard.text, tt.sure_min_words) {
+                Finished::Surely => true,
+                Finished::Probably => settled,
+                Finished::Not => false,
+            },
+            // Words lost: the dialogue will ask again; not before the caller has settled.
+            Some(Err(_)) => settled,
         };
         if !ready {
             return;
@@ -527,6 +537,7 @@ impl CallCore {
     }
 
     fn on_transcribed(&mut self, id: u64, result: Result<Heard, String>, now: Instant) {
+        tracing::debug!(at_ms = self.ms(now), id, heard = ?result.as_ref().map(|h| &h.text), "transcribed");
         if let Some(pause) = self.open.as_mut().and_then(|o| o.pause.as_mut())
             && pause.id == id
         {
@@ -541,6 +552,7 @@ impl CallCore {
     }
 
     fn on_judged(&mut self, id: u64, verdict: Verdict, now: Instant) {
+        tracing::debug!(at_ms = self.ms(now), id, ?verdict, "end of turn judged");
         if let Some(pause) = self.open.as_mut().and_then(|o| o.pause.as_mut())
             && pause.id == id
         {

@@ -1,6 +1,42 @@
 //! What the words of a caller's turn say about turn-taking (not about the answer: that is the
-//! dialogue's `answer` module): whether a sentence is visibly unfinished, and whether a short
-//! utterance over the bot's line is only a backchannel ("uh-huh", "okay") that should not stop it.
+//! dialogue's `answer` module): whether a sentence is visibly unfinished, how sure the core may
+//! be that a paused caller has finished ([`weigh`]), and whether a short utterance over the
+//! bot's line is only a backchannel ("uh-huh", "okay") that should not stop it.
+
+use super::Verdict;
+
+/// How sure the core is, at a pause, that the caller has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Reply now.
+    Surely,
+    /// Reply if the caller stays quiet a little longer (`settle_ms`).
+    Probably,
+    /// Keep listening (up to the silence ceiling).
+    Not,
+}
+
+/// Weighs a pause: the end-of-turn model's verdict (`None` while it is still out) and the
+/// transcript so far. Neither is reliable alone on phone audio (both were measured wrong on a
+/// third of synthetic callers' answers, docs/BENCHMARKS.md), so a turn ends at once only when
+/// the model says complete, whisper ended the words with a full stop or question mark (its
+/// punctuation follows the intonation), nothing in them is left open, and there are at least
+/// `min_words` of them: a short fragment ("Yes," "Sure," "No thanks,") is exactly where callers
+/// pause to go on, and there the models are most often wrong. One sign of an end is worth a
+/// short wait; none, or an open ending, waits for the ceiling.
+pub fn weigh(verdict: Option<Verdict>, text: &str, min_words: usize) -> Finished {
+    if ends_open(text) {
+        return Finished::Not;
+    }
+    let trimmed = text.trim_end();
+    let punctuated = trimmed.ends_with(['.', '?', '!']) && !trimmed.ends_with("...");
+    let model = verdict == Some(Verdict::Complete);
+    match (model, punctuated) {
+        (true, true) if words(text).len() >= min_words => Finished::Surely,
+        (true, _) | (_, true) => Finished::Probably,
+        (false, false) => Finished::Not,
+    }
+}
 
 /// Words that leave a sentence open when it ends on them: "Yes, and", "I would, but",
 /// "because", "um". The end-of-turn model hears the intonation; these catch what it misses.
@@ -123,6 +159,23 @@ pub fn is_backchannel(text: &str, line_asks: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_ends_the_turn_at_once_only_on_every_sign_of_an_end() {
+        let complete = Some(Verdict::Complete);
+        assert_eq!(weigh(complete, "Yes, I am interested.", 3), Finished::Surely);
+        assert_eq!(weigh(complete, "No, I don't think so?", 3), Finished::Surely);
+        // Too short to trust, unpunctuated, or the model not (yet) sure: wait a little.
+        assert_eq!(weigh(complete, "Yes, sure.", 3), Finished::Probably);
+        assert_eq!(weigh(complete, "Yes I am interested", 3), Finished::Probably);
+        assert_eq!(weigh(Some(Verdict::Incomplete), "Yes, I am interested.", 3), Finished::Probably);
+        assert_eq!(weigh(None, "Yes, I am interested.", 3), Finished::Probably);
+        assert_eq!(weigh(Some(Verdict::Unavailable), "Yes, I am interested.", 3), Finished::Probably);
+        // No sign of an end, or an open one: keep listening.
+        assert_eq!(weigh(Some(Verdict::Incomplete), "Yeah sure", 3), Finished::Not);
+        assert_eq!(weigh(complete, "Well...", 3), Finished::Not);
+        assert_eq!(weigh(complete, "I would like a table for", 3), Finished::Not);
+    }
 
     #[test]
     fn open_endings_are_vetoed_but_closed_sos_are_not() {
