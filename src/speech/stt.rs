@@ -595,7 +595,7 @@ pub fn collapse_repetition(text: &str) -> String {
 fn collapse_first_loop<'a>(words: &[&'a str]) -> Option<Vec<&'a str>> {
     let keys: Vec<String> = words.iter().map(|w| normalize_words(w).concat()).collect();
     (0..keys.len()).find_map(|start| {
-        let (unit, copies) = loop_at(&keys, start)?;
+        let (unit, copies) = loop_at(words, &keys, start)?;
         let mut end = start + unit * copies;
         let rest = &keys[end..];
         if rest.len() < unit && rest == &keys[start..start + rest.len()] {
@@ -609,8 +609,10 @@ fn collapse_first_loop<'a>(words: &[&'a str]) -> Option<Vec<&'a str>> {
 
 /// The loop starting at `start` that covers the most words, the shortest phrase of those:
 /// (its words, copies back to back). "yes yes yes speaking" said three times is that phrase
-/// three times, not "yes" three times followed by more.
-fn loop_at(keys: &[String], start: usize) -> Option<(usize, usize)> {
+/// three times, not "yes" three times followed by more. A two-word sentence said twice ("Yes,
+/// please. Yes, please.") is a loop too: tiny.en repeats a short answer when the clip runs on
+/// after it, and a caller does not.
+fn loop_at(words: &[&str], keys: &[String], start: usize) -> Option<(usize, usize)> {
     let loops = (1..=(keys.len() - start) / 2).filter_map(|unit| {
         let phrase = &keys[start..start + unit];
         // Punctuation alone, or digits: "0 0 0" in a phone number is not a loop.
@@ -618,7 +620,8 @@ fn loop_at(keys: &[String], start: usize) -> Option<(usize, usize)> {
             return None;
         }
         let copies = keys[start..].chunks_exact(unit).take_while(|chunk| *chunk == phrase).count();
-        let loops = if unit >= 3 { copies >= 2 } else { copies >= 3 };
+        let sentence = words[start + unit - 1].ends_with(['.', '?', '!']);
+        let loops = if unit >= 3 || (unit == 2 && sentence) { copies >= 2 } else { copies >= 3 };
         loops.then_some((unit, copies))
     });
     // `max_by_key` keeps the last of equals: compare shorter phrases as greater.
@@ -717,6 +720,10 @@ mod tests {
         assert_eq!(collapse_repetition("Yes, please. Yes, please. Yes, please. Yes,"), "Yes, please.");
         // Speech that repeats a short phrase once, or says something once, is left alone.
         assert_eq!(collapse_repetition("thank you thank you"), "thank you thank you");
+        // A two-word sentence said twice: heard in calls as "Yes, please. Yes, please." and
+        // "Yes, sure. Go ahead. Go ahead." for one of each.
+        assert_eq!(collapse_repetition("Yes, please. Yes, please."), "Yes, please.");
+        assert_eq!(collapse_repetition("Yes, sure. Go ahead. Go ahead."), "Yes, sure. Go ahead.");
         assert_eq!(collapse_repetition("No, no. Not today."), "No, no. Not today.");
         let jfk = "ask not what your country can do for you ask what you can do for your country";
         assert_eq!(collapse_repetition(jfk), jfk);
