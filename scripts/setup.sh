@@ -3,7 +3,8 @@
 #
 #   bash scripts/setup.sh          build dependencies only
 #   bash scripts/setup.sh --test   also PostgreSQL 15, a running 15/main cluster and the
-#                                  `callcenter` role (password `callcenter`, LOGIN CREATEDB)
+#                                  `callcenter` role (password `callcenter`, LOGIN CREATEDB),
+#                                  and flite (caller voices for the speech tests)
 #
 # Idempotent: installs only what is missing (apt-get update only then) and creates the role
 # only if needed. Runs as root (or via sudo) with no stdin; works without systemd.
@@ -15,7 +16,7 @@ WITH_TEST=0
 for arg in "$@"; do
     case "$arg" in
         --test) WITH_TEST=1 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -36,7 +37,8 @@ fi
 PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev ca-certificates curl python3-venv
           libopus-dev espeak-ng flite)
 if [ "$WITH_TEST" -eq 1 ]; then
-    PACKAGES+=(postgresql postgresql-client)
+    # flite: voices that are not the bot's (slt, rms, awb, kal) for tests/speech_turn.rs.
+    PACKAGES+=(postgresql postgresql-client flite)
 fi
 
 is_installed() {

@@ -403,7 +403,6 @@ fn transcribe(file: &Path, models_dir: &Path, model: &str, segments: bool) -> an
 }
 
 fn say(text: &str, output: &Path, voice: Option<&str>, rate: Option<u32>, models_dir: &Path) -> anyhow::Result<()> {
-    use callcenter::media::decode::resample_clip;
     use callcenter::speech::ModelPaths;
     use callcenter::speech::tts::{TtsConfig, TtsPool};
 
@@ -411,19 +410,16 @@ fn say(text: &str, output: &Path, voice: Option<&str>, rate: Option<u32>, models
     if let Some(voice) = voice {
         config.default_voice = voice.to_owned();
     }
+    if let Some(rate) = rate
+        && !(4000..=192_000).contains(&rate)
+    {
+        anyhow::bail!("--rate {rate}: expected a sample rate between 4000 and 192000 Hz");
+    }
+    // The pool resamples each sentence itself when asked for another rate.
+    config.output_rate = rate;
     let pool = TtsPool::new(&ModelPaths::new(models_dir), config)?;
     let synthesis = pool.synthesize_blocking(None, text)?;
-    let (samples, sample_rate) = match rate {
-        Some(rate) if rate != synthesis.sample_rate => {
-            if !(4000..=192_000).contains(&rate) {
-                anyhow::bail!("--rate {rate}: expected a sample rate between 4000 and 192000 Hz");
-            }
-            let floats: Vec<f32> = synthesis.samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
-            let resampled = resample_clip(&floats, synthesis.sample_rate, rate)?;
-            (resampled.iter().map(|&s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16).collect(), rate)
-        }
-        _ => (synthesis.samples, synthesis.sample_rate),
-    };
+    let (samples, sample_rate) = (synthesis.samples, synthesis.sample_rate);
     let spec =
         hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut writer =

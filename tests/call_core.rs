@@ -21,6 +21,7 @@ use callcenter::media::g711;
 use callcenter::session::core::{CallCore, CallResult, CoreConfig, FRAME, Frame, Heard, Input, Output, RATE, Verdict};
 use callcenter::speech::ModelPaths;
 use callcenter::speech::stt::{SttConfig, SttPool};
+use callcenter::speech::turn::{TurnConfig, TurnPool};
 use callcenter::speech::vad::{VadConfig, VadModel, VadRate, VadStream};
 use common::{models_dir, voices};
 
@@ -41,6 +42,8 @@ enum Judge {
     AlwaysIncomplete,
     /// No verdict (a busy model): silence ends turns.
     Unavailable,
+    /// The real Smart Turn v3.2 model.
+    Model,
 }
 
 /// One bot line as the caller heard it.
@@ -80,6 +83,16 @@ fn models() -> ModelPaths {
 fn stt() -> &'static SttPool {
     static STT: std::sync::OnceLock<SttPool> = std::sync::OnceLock::new();
     STT.get_or_init(|| SttPool::new(&models().whisper("tiny.en"), SttConfig::for_cores(1)).expect("whisper tiny.en"))
+}
+
+fn turn_model() -> &'static TurnPool {
+    static TURN: std::sync::OnceLock<TurnPool> = std::sync::OnceLock::new();
+    TURN.get_or_init(|| TurnPool::new(&models(), TurnConfig::for_cores(1)).expect("Smart Turn v3.2"))
+}
+
+fn to_16k(audio: &[i16]) -> Vec<f32> {
+    let samples: Vec<f32> = audio.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    callcenter::media::decode::resample_clip(&samples, RATE, 16_000).unwrap()
 }
 
 fn vad_model() -> std::sync::Arc<VadModel> {
@@ -220,12 +233,7 @@ impl Sim {
                 Output::Mark(line) => self.pending.push((now + MARK_DELAY, Input::Played(line))),
                 Output::Clear => self.clears.push(self.frame),
                 Output::Transcribe { id, audio, .. } => {
-                    let clip: Vec<f32> = callcenter::media::decode::resample_clip(
-                        &audio.iter().map(|&s| f32::from(s) / 32768.0).collect::<Vec<_>>(),
-                        RATE,
-                        16_000,
-                    )
-                    .unwrap();
+                    let clip = to_16k(&audio);
                     let result = self
                         .stt
                         .transcribe_blocking(clip)
@@ -233,12 +241,18 @@ impl Sim {
                         .map_err(|e| e.to_string());
                     self.pending.push((now + STT_DELAY, Input::Transcribed { id, result }));
                 }
-                Output::Judge { id, .. } => {
+                Output::Judge { id, audio } => {
                     self.judged += 1;
                     let verdict = match self.judge {
                         Judge::AlwaysComplete => Verdict::Complete,
                         Judge::AlwaysIncomplete => Verdict::Incomplete,
                         Judge::Unavailable => Verdict::Unavailable,
+                        Judge::Model => {
+                            let clip = to_16k(&audio);
+                            let prediction = turn_model().predict_blocking(&clip).expect("Smart Turn runs");
+                            eprintln!("smart turn: {:.3} at frame {}", prediction.probability, self.frame);
+                            if prediction.complete { Verdict::Complete } else { Verdict::Incomplete }
+                        }
                     };
                     self.pending.push((now + JUDGE_DELAY, Input::Judged { id, verdict }));
                 }
@@ -459,4 +473,25 @@ fn a_person_picking_up_is_heard_in_order() {
     assert_eq!(result.outcome, Outcome::Rejected, "{result:?}\n{:#?}", sim.core.transcript());
     assert!(sim.line("Great").is_none(), "the refusal was not taken for a yes: {:#?}", sim.lines);
     assert!(sim.overlaps(0).is_empty(), "the bot spoke over the caller at frames {:?}", sim.overlaps(0));
+}
+
+/// The same answer with the real end-of-turn model: whatever it says at each pause, the caller
+/// hears nothing over their answer, and the answer is one turn.
+#[test]
+fn with_the_real_model_a_700_ms_pause_does_not_end_the_answer() {
+    let mut sim = Sim::new(&offer_script(), Judge::Model);
+    sim.run_until(Duration::from_secs(10), "the offer to be asked", |s| s.line_done(OFFER));
+    let answer_from = sim.frame;
+    sim.say(&speak("Yes, sure,"));
+    sim.say(&silence(700));
+    sim.say(&speak("go ahead."));
+    sim.run_until(Duration::from_secs(10), "the reply", |s| s.line("Great").is_some_and(|l| l.first.is_some()));
+    assert!(
+        sim.overlaps(answer_from).is_empty(),
+        "the bot spoke over the caller at frames {:?}",
+        sim.overlaps(answer_from)
+    );
+    let turns = sim.caller_turns();
+    assert_eq!(turns.len(), 1, "one turn: {turns:?}");
+    assert!(words(&turns[0]).contains("ahead"), "{turns:?}");
 }

@@ -153,7 +153,7 @@ impl BeepDetector {
         let mut found = None;
         for &s in samples {
             if let Some(slot) = self.block.get_mut(self.filled) {
-                *slot = f32::from(s) / 32768.0;
+                *slot = crate::media::pcm::sample_to_f32(s);
             }
             self.filled += 1;
             if self.filled == self.block.len() {

@@ -167,6 +167,16 @@ fn classify(error: SymphoniaError) -> DecodeError {
     }
 }
 
+/// `resample_clip` for PCM16: through f32 and back, rounded and clipped.
+pub fn resample_i16(samples: &[i16], from_hz: u32, to_hz: u32) -> Result<Vec<i16>, DecodeError> {
+    let mut floats = vec![0.0f32; samples.len()];
+    crate::media::pcm::i16_to_f32(samples, &mut floats);
+    let resampled = resample_clip(&floats, from_hz, to_hz)?;
+    let mut out = vec![0i16; resampled.len()];
+    crate::media::pcm::f32_to_i16(&resampled, &mut out);
+    Ok(out)
+}
+
 /// Resamples a whole clip between any two rates (rubato's FFT resampler; the filter's delay is
 /// removed, so the output is aligned with the input to within half an output sample and is
 /// `len * to / from` long, rounded up).

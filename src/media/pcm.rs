@@ -5,9 +5,21 @@
 /// Full scale is 32768 so that -32768 maps to exactly -1.0.
 const SCALE: f32 = 32768.0;
 
+/// One sample to f32 at full scale ±1.0.
+#[inline]
+pub fn sample_to_f32(s: i16) -> f32 {
+    f32::from(s) / SCALE
+}
+
+/// One f32 sample (full scale ±1.0) to i16: rounded, clipped, NaN to 0.
+#[inline]
+pub fn sample_to_i16(s: f32) -> i16 {
+    (s * SCALE).round() as i16
+}
+
 pub fn i16_to_f32(src: &[i16], dst: &mut [f32]) -> usize {
     for (d, &s) in dst.iter_mut().zip(src) {
-        *d = s as f32 / SCALE;
+        *d = sample_to_f32(s);
     }
     src.len().min(dst.len())
 }
@@ -16,7 +28,7 @@ pub fn i16_to_f32(src: &[i16], dst: &mut [f32]) -> usize {
 /// saturates and maps NaN to 0), so a model's stray output cannot wrap around.
 pub fn f32_to_i16(src: &[f32], dst: &mut [i16]) -> usize {
     for (d, &s) in dst.iter_mut().zip(src) {
-        *d = (s * SCALE).round() as i16;
+        *d = sample_to_i16(s);
     }
     src.len().min(dst.len())
 }

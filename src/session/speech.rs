@@ -9,8 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::dialogue::LineId;
-use crate::media::decode::resample_clip;
-use crate::media::pcm::{f32_to_i16, i16_to_f32};
+use crate::media::decode::resample_i16;
 use crate::session::core::{Heard, Input, RATE, Verdict};
 use crate::speech::SpeechError;
 use crate::speech::engine::SpeechEngine;
@@ -46,13 +45,8 @@ async fn synthesize_line(
         let mut pcm = if chunk.sample_rate == RATE {
             chunk.samples.to_vec()
         } else {
-            let mut samples = vec![0.0f32; chunk.samples.len()];
-            i16_to_f32(&chunk.samples, &mut samples);
-            let resampled = resample_clip(&samples, chunk.sample_rate, RATE)
-                .map_err(|e| SpeechError::InvalidInput(e.to_string()))?;
-            let mut pcm = vec![0i16; resampled.len()];
-            f32_to_i16(&resampled, &mut pcm);
-            pcm
+            resample_i16(&chunk.samples, chunk.sample_rate, RATE)
+                .map_err(|e| SpeechError::InvalidInput(e.to_string()))?
         };
         if std::mem::take(&mut first) {
             // The line starts with its first sound (10 ms lead-in), not the voice's silence.
@@ -98,8 +92,14 @@ pub fn spawn_transcription(
 pub fn spawn_judgement(engine: &Arc<SpeechEngine>, id: u64, audio_16k: Arc<Vec<f32>>, out: mpsc::Sender<Input>) {
     let engine = engine.clone();
     tokio::spawn(async move {
-        let _ = (&engine, &audio_16k); // MERGE: engine.turn.predict once the Smart Turn pool lands
-        let verdict = Verdict::Unavailable;
+        let verdict = match engine.turn.predict(audio_16k.to_vec()).await {
+            Ok(prediction) if prediction.complete => Verdict::Complete,
+            Ok(_) => Verdict::Incomplete,
+            Err(error) => {
+                tracing::debug!(%error, "no end-of-turn verdict");
+                Verdict::Unavailable
+            }
+        };
         let _ = out.send(Input::Judged { id, verdict }).await;
     });
 }

@@ -1,14 +1,17 @@
-//! The three models a call needs, loaded once per process and shared by every call.
+//! The models a call needs, loaded once per process and shared by every call.
 
 use std::sync::Arc;
 
 use super::stt::{SttConfig, SttPool};
 use super::tts::{TtsConfig, TtsPool};
+use super::turn::{TurnConfig, TurnPool};
 use super::vad::{VadConfig, VadModel};
 use super::{ModelPaths, SpeechError, SttModel};
 
 pub struct SpeechEngine {
     pub vad: Arc<VadModel>,
+    /// Smart Turn: whether a pause ends the caller's turn.
+    pub turn: TurnPool,
     pub stt: SttPool,
     pub tts: TtsPool,
 }
@@ -20,10 +23,13 @@ impl std::fmt::Debug for SpeechEngine {
 }
 
 impl SpeechEngine {
-    /// Loads Silero VAD, the whisper model `stt_model` and the default Piper voice from
-    /// `paths` (blocking: about a second; call it on a blocking thread).
+    /// Loads Silero VAD, Smart Turn, the whisper model `stt_model` and the default Piper voice
+    /// from `paths` (blocking: about a second; call it on a blocking thread).
     pub fn load(paths: &ModelPaths, stt_model: SttModel) -> Result<SpeechEngine, SpeechError> {
         let vad = VadModel::load(paths, &VadConfig::default()).map_err(|e| SpeechError::Onnx(e.to_string()))?;
+        // A single-threaded worker per core, like STT: a pause's question runs beside the
+        // turn's transcription, never behind it.
+        let turn = TurnPool::new(paths, TurnConfig::default())?;
         // A single-threaded worker per core (SttConfig's default): two calls' turns are
         // transcribed at once, and no ggml barrier spins against other calls' VAD and TTS.
         let stt = SttPool::new(&stt_model.require(paths)?, SttConfig::default())?;
@@ -34,6 +40,6 @@ impl SpeechEngine {
         // Lines are cached at the calls' rate: a cached line is played without resampling.
         tts_config.output_rate = Some(crate::session::core::RATE);
         let tts = TtsPool::new(paths, tts_config)?;
-        Ok(SpeechEngine { vad, stt, tts })
+        Ok(SpeechEngine { vad, turn, stt, tts })
     }
 }

@@ -1,5 +1,5 @@
-//! The speech engine: the models behind a call (Silero VAD, whisper STT, Piper TTS) and the
-//! pools that share them between calls.
+//! The speech engine: the models behind a call (Silero VAD, Smart Turn end of turn, whisper
+//! STT, Piper TTS) and the pools that share them between calls.
 //!
 //! Models are loaded once per process and shared; what is per call (VAD state tensors, a
 //! whisper state borrowed from the pool) is small. Everything here blocks a thread while it
@@ -8,15 +8,18 @@
 //! - `models`: where the model files are (`models/` by default) and what is missing.
 //! - `onnx`: the process-wide ONNX Runtime, loaded from `models/lib/libonnxruntime.so`.
 //! - `vad`: Silero VAD, one shared session pool, per-call streams scoring 20 ms frames.
+//! - `turn`: Smart Turn v3.2, whether a pause ends the caller's turn (Whisper log-mel features,
+//!   a pool of ONNX sessions behind a bounded queue).
 //! - `stt`: the whisper pool (one model, a worker per state, bounded queue) and transcripts.
 //! - `tts`: Piper voices with espeak-ng phonemes, a pool streaming sentence by sentence, LRU cache.
-//! - `engine`: the three models together, as a call uses them.
+//! - `engine`: the models together, as a call uses them.
 
 pub mod engine;
 pub mod models;
 pub mod onnx;
 pub mod stt;
 pub mod tts;
+pub mod turn;
 pub mod vad;
 
 pub use models::{ModelPaths, SttModel};

@@ -99,6 +99,11 @@ impl ModelPaths {
         self.root.join("silero_vad.onnx")
     }
 
+    /// Smart Turn v3.2, the end-of-turn model.
+    pub fn smart_turn(&self) -> PathBuf {
+        self.root.join("smart-turn-v3.2-cpu.onnx")
+    }
+
     /// `ggml-<name>.bin`, e.g. `tiny.en` or `base`.
     pub fn whisper(&self, name: &str) -> PathBuf {
         self.root.join(format!("ggml-{name}.bin"))

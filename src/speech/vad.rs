@@ -347,7 +347,7 @@ impl VadStream {
     /// Feeds PCM16 samples (normally one 20 ms frame) and returns the frame's speech
     /// probability: the highest score of the chunks it completed, else the last score.
     pub fn push_i16(&mut self, frame: &[i16]) -> Result<f32, VadError> {
-        self.push_with(frame, |s| f32::from(s) / 32768.0)
+        self.push_with(frame, crate::media::pcm::sample_to_f32)
     }
 
     /// Like [`VadStream::push_i16`], for f32 samples at full scale ±1.0.

@@ -15,7 +15,7 @@ use crate::store::calls::Call;
 #[error("{0}")]
 pub struct CarrierError(pub String);
 
-/// A way to reach phones. Implementations: the simulator (numbers +15550100001..8, answered
+/// A way to reach phones. Implementations: the simulator (numbers +15550100001..11, answered
 /// by virtual callees on this node) and Twilio's REST API.
 pub trait Carrier: Send + Sync {
     /// The name stored on the call's leg (`simulator`, `twilio`).

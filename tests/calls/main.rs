@@ -199,10 +199,28 @@ impl TestApp {
     /// Waits until the call is completed or failed; returns it.
     pub async fn finished_call(&self, id: &str, timeout: Duration) -> Value {
         // Each check is a request: poll at a human pace, not every 20 ms.
-        common::eventually_every(Duration::from_millis(250), timeout, &format!("call {id} to end"), || async {
-            let (_, call) = self.get_json(&format!("/v1/calls/{id}")).await;
-            matches!(call["status"].as_str(), Some("completed" | "failed" | "cancelled")).then_some(call)
+        let call =
+            common::eventually_every(Duration::from_millis(250), timeout, &format!("call {id} to end"), || async {
+                let (_, call) = self.get_json(&format!("/v1/calls/{id}")).await;
+                matches!(call["status"].as_str(), Some("completed" | "failed" | "cancelled")).then_some(call)
+            })
+            .await;
+        if call["status"] == "completed" && self.state.calls.active() == 0 {
+            self.speech_idle().await;
+        }
+        call
+    }
+
+    /// Waits until no clip is being transcribed. A call's last caller turn may still be on the
+    /// STT pool after the call ended, and a test process that exits while whisper.cpp computes
+    /// crashes (SIGSEGV in ggml, its globals destroyed under the worker thread), failing a
+    /// run whose tests all passed.
+    pub async fn speech_idle(&self) {
+        let engine = self.state.calls.speech().await.expect("speech models load");
+        common::eventually_every(Duration::from_millis(50), Duration::from_secs(30), "the STT pool to be idle", || {
+            let idle = engine.stt.in_pool() == 0;
+            async move { idle.then_some(()) }
         })
-        .await
+        .await;
     }
 }

@@ -20,6 +20,17 @@ fn caller_words(transcript: &Value) -> String {
         .join(" ")
 }
 
+/// The caller's turns, lowercased, in order.
+fn caller_turns(transcript: &Value) -> Vec<String> {
+    transcript["turns"]
+        .as_array()
+        .expect("turns")
+        .iter()
+        .filter(|t| t["speaker"] == "caller")
+        .map(|t| t["text"].as_str().unwrap_or_default().to_lowercase())
+        .collect()
+}
+
 async fn transcript(app: &TestApp, id: &str) -> Value {
     let (status, body) = app.get_json(&format!("/v1/calls/{id}/transcript")).await;
     assert_eq!(status, 200, "{body}");
@@ -111,6 +122,81 @@ async fn each_persona_ends_with_its_outcome() {
         let call = app.finished_call(id, CALL_TIMEOUT).await;
         assert_eq!(call["status"], *status, "{phone}: {call}");
         assert_eq!(call["outcome"], *outcome, "{phone}: {call}");
+    }
+}
+
+/// A persona answers what it was asked, not its next scripted line: "declines" greeted with a
+/// statement says nothing to it (no "Yes, speaking." that could pass for a yes to the offer)
+/// and no to the offer.
+#[tokio::test]
+async fn declines_says_nothing_to_a_statement_greeting_and_no_to_the_offer() {
+    let app = app().await;
+    let (status, template) = app
+        .post(
+            "/v1/templates",
+            json!({"name": "Statement greeting", "steps": [
+                {"type": "greeting", "content": "Hi {contactName}, this is Acme."},
+                {"type": "question", "content": "Would you like to hear about {productName}?"},
+                {"type": "response", "content": "Great, a colleague will email you the details."},
+                {"type": "closing", "content": "Thank you for your time. Goodbye."}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{template}");
+    let (status, call) = app
+        .post(
+            "/v1/calls",
+            json!({"phone": "+15550100002", "templateId": template["id"],
+                   "variables": {"contactName": "Person", "productName": "Premium Widget"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{call}");
+    let id = call["id"].as_str().unwrap();
+    let call = app.finished_call(id, CALL_TIMEOUT).await;
+    let transcript = transcript(&app, id).await;
+    assert_eq!(call["outcome"], "rejected", "{call}\n{transcript:#}");
+    let turns = caller_turns(&transcript);
+    assert!(turns.iter().all(|t| !t.contains("speaking")), "nobody asked who it is: {turns:?}");
+    // "Hello?" as it picks up may or may not be a turn; the answer to the offer is a no.
+    let answer = turns.iter().find(|t| !t.contains("hello")).expect("an answer to the offer");
+    assert!(answer.starts_with("no"), "{turns:?}");
+}
+
+/// Asked who it is, "declines" confirms before it declines the offer.
+#[tokio::test]
+async fn declines_confirms_who_it_is_when_asked_then_declines() {
+    let app = app().await;
+    let template = app.sales_template().await;
+    let id = app.place("+15550100002", &template).await;
+    let call = app.finished_call(&id, CALL_TIMEOUT).await;
+    let transcript = transcript(&app, &id).await;
+    assert_eq!(call["outcome"], "rejected", "{call}\n{transcript:#}");
+    let turns: Vec<String> = caller_turns(&transcript).into_iter().filter(|t| !t.contains("hello")).collect();
+    assert!(turns.first().is_some_and(|t| t.contains("speaking")), "first answer: {turns:?}");
+    // Today's turn-taking may end the turn at the comma of "No, I am not interested.".
+    assert!(turns.iter().skip(1).any(|t| t.starts_with("no")), "{turns:?}");
+}
+
+/// The personas of the harder cases: a pause inside the answer, an "uh-huh" during a line, a
+/// request for a person (no transfer exists: the bot asks again and the persona declines).
+/// One call at a time: each persona transcribes the bot on the STT pool the gateway uses.
+#[tokio::test]
+async fn the_personas_that_pause_backchannel_or_ask_for_a_person_end_with_their_outcomes() {
+    let app = app().await;
+    let template = app.sales_template().await;
+    let cases = [
+        ("+15550100009", "successful", "go ahead"),
+        ("+15550100010", "successful", "interested"),
+        ("+15550100011", "rejected", "person"),
+    ];
+    for (phone, outcome, words) in cases {
+        let id = app.place(phone, &template).await;
+        let call = app.finished_call(&id, CALL_TIMEOUT).await;
+        let transcript = transcript(&app, &id).await;
+        assert_eq!(call["status"], "completed", "{phone}: {call}\n{transcript:#}");
+        assert_eq!(call["outcome"], outcome, "{phone}: {call}\n{transcript:#}");
+        let heard = caller_words(&transcript);
+        assert!(heard.contains(words), "{phone}: {words:?} not in the caller's turns: {heard}");
     }
 }
 

@@ -9,6 +9,10 @@ const OPEN_ENDINGS: &[&str] = &[
     "an", "to", "with", "of", "my", "your",
 ];
 
+/// A turn that is only one of these is a lead-in: "Well,", "Let me see", "Um, so".
+const LEAD_INS: &[&str] =
+    &["well", "so", "um", "uh", "er", "erm", "hmm", "let", "me", "see", "think", "oh", "actually"];
+
 /// "so" closes these: "I think so", "I guess so", "I don't think so".
 const SO_CLOSERS: &[&str] =
     &["think", "guess", "hope", "believe", "suppose", "say", "expect", "said", "not", "do", "did"];
@@ -63,7 +67,13 @@ pub fn ends_open(text: &str) -> bool {
         let before = words.len().checked_sub(2).and_then(|i| words.get(i));
         return !before.is_some_and(|w| SO_CLOSERS.contains(&w.as_str()));
     }
-    OPEN_ENDINGS.contains(&last.as_str()) || text.trim_end().ends_with("...") || text.trim_end().ends_with('-')
+    let lead_in_only = words.iter().all(|w| LEAD_INS.contains(&w.as_str())) && last != "oh";
+    let trimmed = text.trim_end();
+    OPEN_ENDINGS.contains(&last.as_str())
+        || lead_in_only
+        || trimmed.ends_with("...")
+        || trimmed.ends_with('-')
+        || trimmed.ends_with(',')
 }
 
 /// True when `text`, said over a bot line, is only a backchannel: empty, a hum, or (unless
@@ -95,7 +105,18 @@ mod tests {
 
     #[test]
     fn open_endings_are_vetoed_but_closed_sos_are_not() {
-        for open in ["Yes, and", "I would, but", "Well, um", "because", "Maybe on Tuesday or", "So...", "I want to"] {
+        for open in [
+            "Yes, and",
+            "I would, but",
+            "Well, um",
+            "because",
+            "Maybe on Tuesday or",
+            "So...",
+            "I want to",
+            "Well.",
+            "Let me see.",
+            "Yes, sure,",
+        ] {
             assert!(ends_open(open), "{open}");
         }
         for done in

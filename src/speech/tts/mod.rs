@@ -743,22 +743,13 @@ impl Worker {
         let mut pcm = voice::to_pcm16(&raw, self.shared.config.peak);
         let rate = self.shared.output_rate(voice);
         if rate != voice.sample_rate {
-            pcm = resample_pcm(&pcm, voice.sample_rate, rate)?;
+            // Once per synthesized sentence, in the worker; cached at this rate.
+            pcm = crate::media::decode::resample_i16(&pcm, voice.sample_rate, rate)
+                .map_err(|e| SpeechError::InvalidInput(e.to_string()))?;
         }
         metrics::histogram!("tts_sentence_seconds").record(started.elapsed().as_secs_f64());
         Ok(pcm)
     }
-}
-
-/// A sentence's PCM16 at another rate (once per synthesized sentence, in the worker).
-fn resample_pcm(pcm: &[i16], from: u32, to: u32) -> Result<Vec<i16>, SpeechError> {
-    let mut samples = vec![0.0f32; pcm.len()];
-    crate::media::pcm::i16_to_f32(pcm, &mut samples);
-    let resampled = crate::media::decode::resample_clip(&samples, from, to)
-        .map_err(|e| SpeechError::InvalidInput(e.to_string()))?;
-    let mut out = vec![0i16; resampled.len()];
-    crate::media::pcm::f32_to_i16(&resampled, &mut out);
-    Ok(out)
 }
 
 #[cfg(test)]
