@@ -7,7 +7,8 @@
 //! `cargo bench --bench conversation -- 1`        the whole test set, one call at a time
 //! `cargo bench --bench conversation -- 5,10,20`  a share of it (the first `max(N, 10)` calls
 //!     of the set) at 5, 10 and 20 calls at once
-//! `CONVERSATION_BENCH_VERBOSE=1` also prints every call's transcript.
+//! `CONVERSATION_BENCH_VERBOSE=1` also prints every call's transcript;
+//! `CONVERSATION_BENCH_CALLS=N` runs only the first N calls of each level (a quick look).
 //!
 //! The test set is written here (`test_set`) and is not tuned to what the gateway gets right:
 //! 160 answers to yes/no offer questions (yes, no, opt-out, callback with and without a time,
@@ -502,7 +503,7 @@ fn plan_calls(set: &[Item]) -> Vec<CallPlan> {
             let after_ms = 2000 + (index as u64 * 613) % 2500;
             let interrupt = match refusal {
                 Some(text) => Some(Interrupt { kind: InterruptKind::NotInterested, text, after_ms }),
-                None if index % 2 == 0 => Some(Interrupt {
+                None if index.is_multiple_of(2) => Some(Interrupt {
                     kind: InterruptKind::Backchannel,
                     text: BACKCHANNELS[(index / 2) % BACKCHANNELS.len()],
                     after_ms,
@@ -546,7 +547,7 @@ impl FollowUp {
     fn after(item: &Item) -> FollowUp {
         match item.intent {
             Intent::Yes => FollowUp::Yes,
-            Intent::Repeat | Intent::Unclear | Intent::Silence if item.id % 2 == 0 => FollowUp::Yes,
+            Intent::Repeat | Intent::Unclear | Intent::Silence if item.id.is_multiple_of(2) => FollowUp::Yes,
             _ => FollowUp::No,
         }
     }
@@ -657,6 +658,42 @@ fn load_average() -> String {
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
+fn one_minute_load() -> f64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().and_then(|l| l.parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// The 1-minute load average every 10 s while a level runs: other engineers build on the
+/// same two cores, and a level's numbers mean little without what else was running.
+struct LoadSampler {
+    samples: Arc<Mutex<Vec<f64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LoadSampler {
+    fn start() -> LoadSampler {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let into = samples.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                into.lock().expect("load samples").push(one_minute_load());
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        });
+        LoadSampler { samples, task }
+    }
+
+    /// "min / mean / max" of the samples.
+    fn finish(self) -> String {
+        self.task.abort();
+        let samples = self.samples.lock().expect("load samples");
+        let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
+        let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = samples.iter().copied().fold(0.0, f64::max);
+        format!("1-min load during the level min {min:.1} / mean {mean:.1} / max {max:.1}")
+    }
+}
+
 async fn post(app: &TestApp, path: &str, body: Value) -> anyhow::Result<Value> {
     let response = app.client.post(format!("{}{path}", app.base)).bearer_auth(&app.key).json(&body).send().await?;
     let status = response.status();
@@ -699,7 +736,8 @@ async fn server(levels: Vec<usize>) -> anyhow::Result<()> {
     eprintln!("conversation bench: levels {levels:?}; load average {}", load_average());
     let app = start_server().await;
     app.state.calls.speech().await.context("loading the models")?;
-    let template = post(&app, "/v1/templates", json!({"name": "conversation bench", "steps": template_steps()})).await?;
+    let template =
+        post(&app, "/v1/templates", json!({"name": "conversation bench", "steps": template_steps()})).await?;
     post(&app, "/v1/phone-numbers", json!({"phone": NUMBER, "templateId": template["id"], "variables": {}})).await?;
 
     let set = test_set();
@@ -713,18 +751,23 @@ async fn server(levels: Vec<usize>) -> anyhow::Result<()> {
     eprintln!("callers' clips synthesized in {:.0} s", started.elapsed().as_secs_f64());
 
     // One unmeasured call: the bot's lines reach the TTS cache, ONNX Runtime and whisper warm up.
-    eprintln!("warm-up call...");
+    eprintln!("warm-up call (not measured)...");
     run_level(&app, files.path(), 1, &[0]).await?;
+    // A quick look: only the first calls of each level.
+    let limit = std::env::var("CONVERSATION_BENCH_CALLS").ok().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
     let mut curve = Vec::new();
     for &n in &levels {
-        let calls: Vec<usize> = if n == 1 { (0..plans.len()).collect() } else { (0..n.max(10).min(plans.len())).collect() };
+        let share = if n == 1 { plans.len() } else { n.max(10) };
+        let calls: Vec<usize> = (0..share.min(plans.len()).min(limit)).collect();
         let load_before = load_average();
         let metrics_before = scrape(&app).await?;
         let started = std::time::Instant::now();
+        let sampler = LoadSampler::start();
         let records = run_level(&app, files.path(), n, &calls).await?;
+        let during = sampler.finish();
         let seconds = started.elapsed().as_secs_f64();
         let speech = scrape(&app).await?.since(&metrics_before);
-        let load = format!("load average {load_before} before, {} after", load_average());
+        let load = format!("load average {load_before} before, {} after; {during}", load_average());
         let scores = score(&app, &set, &plans, &records).await?;
         let summary = report(n, &scores, &records, &speech, seconds, &load);
         curve.push((n, summary));
@@ -748,10 +791,8 @@ async fn run_level(app: &TestApp, files: &Path, n: usize, calls: &[usize]) -> an
     if !output.status.success() {
         bail!("the callers' process failed: {}", output.status);
     }
-    let records: Vec<CallRecord> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    let records: Vec<CallRecord> =
+        String::from_utf8_lossy(&output.stdout).lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
     // The calls' records are written after their streams close.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while app.state.calls.active() > 0 {
@@ -870,7 +911,9 @@ enum Reaction {
     Confirm,
     OptOut,
     CallbackAsk,
-    CallbackBye { time: bool },
+    CallbackBye {
+        time: bool,
+    },
     Other,
 }
 
@@ -1030,7 +1073,8 @@ fn judge_interrupt(interrupt: Interrupt, plan: &CallPlan, record: &CallRecord, s
         stopped,
         right,
         gap_ms: said.and_then(|s| s.gap_ms),
-        heard: stored.caller_between(bots.first().copied(), next_index),
+        // The caller's words over the statement are stored before it (a line is stored when it ends).
+        heard: stored.caller_between(None, next_index),
         next,
     }
 }
@@ -1087,8 +1131,9 @@ impl Tally {
     }
 
     fn row(&mut self, name: &str) -> String {
+        let (p50, p95) = (self.p(0.5), self.p(0.95));
         format!(
-            "| {name} | {} | {}/{} ({:.1} %) | {}/{} ({:.1} %) | {:.0} ms | {:.0} ms | {} | {}/{} |",
+            "| {name} | {} | {}/{} ({:.1} %) | {}/{} ({:.1} %) | {p50:.0} ms | {p95:.0} ms | {} | {}/{} |",
             self.answers,
             self.right,
             self.reached,
@@ -1096,8 +1141,6 @@ impl Tally {
             self.talk_over,
             self.timed,
             self.talk_over_rate(),
-            self.p(0.5),
-            self.p(0.95),
             self.latencies.len(),
             self.pauses_ended,
             self.pauses,
@@ -1105,7 +1148,8 @@ impl Tally {
     }
 }
 
-const TALLY_HEADER: &str = "| answers | intent right | talk-over | voice-to-voice p50 | p95 | n | pauses that ended the turn |";
+const TALLY_HEADER: &str =
+    "| answers | intent right | talk-over | voice-to-voice p50 | p95 | n | pauses that ended the turn |";
 
 /// The level's headline numbers, for the curve.
 struct Summary {
@@ -1121,19 +1165,9 @@ struct Summary {
     load: String,
 }
 
-fn report(
-    n: usize,
-    scores: &Scores,
-    records: &[CallRecord],
-    speech: &Speech,
-    seconds: f64,
-    load: &str,
-) -> Summary {
+fn report(n: usize, scores: &Scores, records: &[CallRecord], speech: &Speech, seconds: f64, load: &str) -> Summary {
     let errors = records.iter().filter(|r| r.error.is_some()).count();
-    println!(
-        "\n## Level {n}: {} calls, {n} at a time, {seconds:.0} s ({errors} call errors; {load})",
-        records.len()
-    );
+    println!("\n## Level {n}: {} calls, {n} at a time, {seconds:.0} s ({errors} call errors; {load})", records.len());
     let mut all = Tally::default();
     let mut by_voice: BTreeMap<usize, Tally> = BTreeMap::new();
     let mut by_intent: BTreeMap<Intent, Tally> = BTreeMap::new();
@@ -1301,7 +1335,13 @@ fn report_failures(scores: &Scores) {
             println!(
                 "- [{}{}] call {} ({}) {}: \"{}\" over the statement -> heard \"{}\" -> bot: \"{}\"",
                 interrupt.kind.name(),
-                if s.stopped { ", statement stopped" } else if s.cleared { ", statement paused" } else { "" },
+                if s.stopped {
+                    ", statement stopped"
+                } else if s.cleared {
+                    ", statement paused"
+                } else {
+                    ""
+                },
                 s.plan.index,
                 s.call_id,
                 names[s.plan.voice],
@@ -1422,11 +1462,11 @@ async fn callers(args: &[String]) -> anyhow::Result<()> {
         });
     }
     drop(tx);
-    let mut done = 0;
+    let mut done = 0usize;
     while let Some(record) = rx.recv().await {
         println!("{}", serde_json::to_string(&record)?);
         done += 1;
-        if done % 5 == 0 || done == total {
+        if done.is_multiple_of(5) || done == total {
             eprintln!("  {done}/{total} calls done");
         }
     }
@@ -1450,20 +1490,24 @@ struct LineSeen {
 }
 
 impl Api {
-    async fn bot_lines(&self) -> Option<Vec<String>> {
+    /// The bot's lines so far, and whether the newest was cut short.
+    async fn bot_lines(&self) -> Option<(Vec<String>, bool)> {
         let url = format!("{}/v1/calls/{}/transcript", self.base, self.call_id);
         let response = self.client.get(url).bearer_auth(&self.key).send().await.ok()?;
         let body: Value = response.error_for_status().ok()?.json().await.ok()?;
-        let turns = body["turns"].as_array()?;
-        Some(turns.iter().filter(|t| t["speaker"] == "bot").filter_map(|t| t["text"].as_str().map(str::to_owned)).collect())
+        let bot: Vec<&Value> = body["turns"].as_array()?.iter().filter(|t| t["speaker"] == "bot").collect();
+        let cut = bot.last().is_some_and(|t| t["interrupted"] == true);
+        Some((bot.iter().filter_map(|t| t["text"].as_str().map(str::to_owned)).collect(), cut))
     }
 
-    /// Polls the live transcript (saved as each line ends) for the line whose mark just came.
+    /// Polls the live transcript (saved as each line ends) for the line whose mark just came:
+    /// a new line played to its end (a line stopped by a barge-in is stored without a mark).
     async fn newest_line(self, known: usize, mark_at: Instant, tx: mpsc::Sender<LineSeen>) {
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
-            if let Some(lines) = self.bot_lines().await
+            if let Some((lines, cut)) = self.bot_lines().await
                 && lines.len() > known
+                && !cut
             {
                 let text = lines.last().cloned().unwrap_or_default();
                 let _ = tx.send(LineSeen { count: lines.len(), text, mark_at }).await;
@@ -1821,7 +1865,8 @@ impl<'a> Caller<'a> {
 
     fn answer_record(&self, u: &Utterance, item: usize) -> AnswerRecord {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let mut record = AnswerRecord { item, bot_lines_before: u.bot_lines_before, timing: None, reply_after_ms: None };
+        let mut record =
+            AnswerRecord { item, bot_lines_before: u.bot_lines_before, timing: None, reply_after_ms: None };
         if let Some(due) = u.silent_at {
             record.reply_after_ms = self.first_audio_from(due).map(|r| ms(r - due));
             return record;
@@ -1843,14 +1888,19 @@ impl<'a> Caller<'a> {
     fn interrupt_record(&self, u: &Utterance) -> InterruptRecord {
         let Some((first, last, _)) = self.voiced(u) else { return InterruptRecord { cleared: false, gap_ms: None } };
         let clear = self.clears.iter().copied().find(|&c| c >= first && c <= last + SILENT_FOR);
-        let gap_ms = clear.and_then(|c| self.ticks.iter().find(|t| t.1 && t.0 > c).map(|t| (t.0 - c).as_secs_f64() * 1000.0));
+        let gap_ms =
+            clear.and_then(|c| self.ticks.iter().find(|t| t.1 && t.0 > c).map(|t| (t.0 - c).as_secs_f64() * 1000.0));
         InterruptRecord { cleared: clear.is_some(), gap_ms }
     }
 
     /// `clear`s that came while the caller had been quiet for `SILENT_FOR`.
     fn silent_clears(&self) -> usize {
-        let spans: Vec<(Instant, Instant)> = self.said.iter().filter_map(|u| self.voiced(u)).map(|v| (v.0, v.1)).collect();
-        self.clears.iter().filter(|&&c| !spans.iter().any(|&(first, last)| c >= first && c <= last + SILENT_FOR)).count()
+        let spans: Vec<(Instant, Instant)> =
+            self.said.iter().filter_map(|u| self.voiced(u)).map(|v| (v.0, v.1)).collect();
+        self.clears
+            .iter()
+            .filter(|&&c| !spans.iter().any(|&(first, last)| c >= first && c <= last + SILENT_FOR))
+            .count()
     }
 
     fn record(&self, index: usize, error: Option<String>) -> CallRecord {
