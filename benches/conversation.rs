@@ -1188,7 +1188,7 @@ fn report(n: usize, scores: &Scores, records: &[CallRecord], speech: &Speech, se
     }
     let (pause_700_ended, pause_700) = report_pauses(&scores.answers);
     let false_barge_ins = report_interrupts(&scores.interrupts, records);
-    report_callback_times(&scores.answers);
+    report_misses(&scores.answers);
     println!("\nServer, per turn (from `/metrics`, this level only):");
     println!("- speech-to-text (`stt_latency_seconds`, queue + whisper): {}", speech.describe(METRICS[0]));
     println!("- end-of-turn model (`turn_latency_seconds`): {}", speech.describe(METRICS[1]));
@@ -1212,24 +1212,34 @@ fn report(n: usize, scores: &Scores, records: &[CallRecord], speech: &Speech, se
 /// Prints, per pause length, how often the bot's reply came inside the answer after it;
 /// returns (ended, total) for 700 ms.
 fn report_pauses(scores: &[Score]) -> (usize, usize) {
-    let mut by_length: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+    // Per length: answers, replies started inside the pause, replies heard before the answer ended.
+    let mut by_length: BTreeMap<u32, [usize; 3]> = BTreeMap::new();
     for timing in scores.iter().filter_map(|s| s.answer.and_then(|a| a.timing.as_ref())) {
         for pause in &timing.pauses {
             let entry = by_length.entry(pause.ms).or_default();
-            entry.0 += usize::from(pause.ended_turn);
-            entry.1 += 1;
+            entry[0] += 1;
+            entry[1] += usize::from(pause.inside);
+            entry[2] += usize::from(pause.ended_turn);
         }
     }
-    println!("\n| pause inside the answer | answers | the bot replied inside the answer |\n|---|---|---|");
-    for (ms, (ended, total)) in &by_length {
-        println!("| {ms} ms | {total} | {ended} |");
+    println!(
+        "\n| pause inside the answer | answers | the bot started inside the pause | the bot's reply was heard before the answer ended |\n|---|---|---|---|"
+    );
+    for (ms, [total, inside, ended]) in &by_length {
+        println!("| {ms} ms | {total} | {inside} | {ended} |");
     }
-    let longest = by_length.iter().take_while(|(_, (ended, _))| *ended == 0).last().map(|(ms, _)| *ms);
+    let longest = by_length.iter().take_while(|(_, counts)| counts[2] == 0).last().map(|(ms, _)| *ms);
+    let never: Vec<String> =
+        by_length.iter().filter(|(_, counts)| counts[2] == 0).map(|(ms, _)| format!("{ms} ms")).collect();
     match longest {
-        Some(ms) => println!("Longest pause length that never ended a turn (nor did any shorter one): {ms} ms"),
-        None => println!("Every pause length used ended at least one turn"),
+        Some(ms) => println!("Longest pause that never ended a turn, nor did any shorter one: {ms} ms"),
+        None => println!("The shortest pause used already ended a turn"),
     }
-    by_length.get(&700).copied().unwrap_or_default()
+    println!(
+        "Pause lengths that never ended a turn: {}",
+        if never.is_empty() { "none".into() } else { never.join(", ") }
+    );
+    by_length.get(&700).map_or((0, 0), |counts| (counts[2], counts[0]))
 }
 
 /// Prints the interruptions of the statement; returns the false barge-in line for the curve.
@@ -1270,7 +1280,17 @@ fn report_interrupts(interrupts: &[InterruptScore], records: &[CallRecord]) -> S
     format!("{false_barge_ins}/{} backchannels, {silent} in silence", backchannels.len())
 }
 
-fn report_callback_times(scores: &[Score]) {
+/// What the wrong answers have in common, and what the callbacks with a time got.
+fn report_misses(scores: &[Score]) {
+    let wrong: Vec<&Score> = scores.iter().filter(|s| s.answer.is_some() && !s.right).collect();
+    let yes_no = |s: &&&Score| matches!(s.item.intent, Intent::Yes | Intent::No);
+    let confirmed = wrong.iter().filter(yes_no).filter(|s| s.reaction == Phrases::default().confirm).count();
+    let unreached = scores.iter().filter(|s| s.answer.is_none()).count();
+    println!(
+        "\nOf {} wrong answers, {confirmed} were a plain yes or no the bot asked to confirm (\"{}\"; right only for hedged phrases); {unreached} answers were never reached (their call ended early) and are not counted",
+        wrong.len(),
+        Phrases::default().confirm
+    );
     let with_time: Vec<bool> = scores.iter().filter_map(|s| s.time_caught).collect();
     println!(
         "Callbacks with a time: the goodbye named a time in {} of {} (the others asked for one, or had none)",
@@ -1414,6 +1434,8 @@ struct PauseRecord {
     ms: u32,
     /// The bot's reply was first heard after the pause began and before the answer ended.
     ended_turn: bool,
+    /// ... and before the caller went on: the bot started talking inside the pause.
+    inside: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -1665,6 +1687,14 @@ struct Utterance {
     silent_at: Option<Instant>,
 }
 
+/// When an utterance's voice went out: the ticks of its first and last voiced frame, and of
+/// the voiced frames around each of its pauses.
+struct Voiced {
+    first: Instant,
+    last: Instant,
+    pauses: Vec<(Instant, Instant)>,
+}
+
 /// A caller that listens to the bot, answers from its plan, and keeps a timeline of every
 /// tick it heard, every `clear` and every mark, to measure afterwards.
 struct Caller<'a> {
@@ -1849,14 +1879,13 @@ impl<'a> Caller<'a> {
         (ticks.len() >= frames).then(|| ticks[ticks.len() - frames..].to_vec())
     }
 
-    /// The first and last voiced frame's ticks of `u`, and its pauses' starts.
-    fn voiced(&self, u: &Utterance) -> Option<(Instant, Instant, Vec<Instant>)> {
+    fn voiced(&self, u: &Utterance) -> Option<Voiced> {
         let times = self.frame_times(u)?;
         let at = |sample: usize| times[(sample / FRAME).min(times.len() - 1)];
         let first = at(u.speech.parts.first()?.start);
         let last = at(u.speech.parts.last()?.end - 1);
-        let pause_starts = u.speech.parts.windows(2).map(|w| at(w[0].end - 1)).collect();
-        Some((first, last, pause_starts))
+        let pauses = u.speech.parts.windows(2).map(|w| (at(w[0].end - 1), at(w[1].start))).collect();
+        Some(Voiced { first, last, pauses })
     }
 
     fn first_audio_from(&self, from: Instant) -> Option<Instant> {
@@ -1871,14 +1900,18 @@ impl<'a> Caller<'a> {
             record.reply_after_ms = self.first_audio_from(due).map(|r| ms(r - due));
             return record;
         }
-        let Some((first, last, pause_starts)) = self.voiced(u) else { return record };
+        let Some(Voiced { first, last, pauses }) = self.voiced(u) else { return record };
         let reply = self.first_audio_from(first);
         let talk_over = reply.is_some_and(|r| r <= last);
         record.reply_after_ms = reply.map(|r| ms(r - first));
         let pause_ms = self.set[item].pause_ms;
-        let pauses = pause_starts
+        let pauses = pauses
             .iter()
-            .map(|&start| PauseRecord { ms: pause_ms, ended_turn: talk_over && reply.is_some_and(|r| r > start) })
+            .map(|&(start, end)| PauseRecord {
+                ms: pause_ms,
+                ended_turn: talk_over && reply.is_some_and(|r| r > start),
+                inside: reply.is_some_and(|r| r > start && r < end),
+            })
             .collect();
         let latency_ms = reply.filter(|&r| r > last).map(|r| ms(r - last));
         record.timing = Some(Timing { talk_over, latency_ms, pauses });
@@ -1886,7 +1919,9 @@ impl<'a> Caller<'a> {
     }
 
     fn interrupt_record(&self, u: &Utterance) -> InterruptRecord {
-        let Some((first, last, _)) = self.voiced(u) else { return InterruptRecord { cleared: false, gap_ms: None } };
+        let Some(Voiced { first, last, .. }) = self.voiced(u) else {
+            return InterruptRecord { cleared: false, gap_ms: None };
+        };
         let clear = self.clears.iter().copied().find(|&c| c >= first && c <= last + SILENT_FOR);
         let gap_ms =
             clear.and_then(|c| self.ticks.iter().find(|t| t.1 && t.0 > c).map(|t| (t.0 - c).as_secs_f64() * 1000.0));
@@ -1896,7 +1931,7 @@ impl<'a> Caller<'a> {
     /// `clear`s that came while the caller had been quiet for `SILENT_FOR`.
     fn silent_clears(&self) -> usize {
         let spans: Vec<(Instant, Instant)> =
-            self.said.iter().filter_map(|u| self.voiced(u)).map(|v| (v.0, v.1)).collect();
+            self.said.iter().filter_map(|u| self.voiced(u)).map(|v| (v.first, v.last)).collect();
         self.clears
             .iter()
             .filter(|&&c| !spans.iter().any(|&(first, last)| c >= first && c <= last + SILENT_FOR))
