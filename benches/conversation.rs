@@ -55,9 +55,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use callcenter::config::TwilioConfig;
 use callcenter::dialogue::Phrases;
+use callcenter::speech::engine::SpeechEngine;
 use callcenter::telephony::simulator::peer::{PeerCommand, PeerEvent};
 use callcenter::telephony::simulator::twilio_side::{InboundCall, TwilioSide};
-use common::voices::{Channel, say, through_phone, voices};
+use common::voices::{Channel, heard_at_16k, say, through_phone, voices};
 use common::{Backend, TestApp, models_dir, start_app};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -735,7 +736,7 @@ async fn start_server() -> TestApp {
 async fn server(levels: Vec<usize>) -> anyhow::Result<()> {
     eprintln!("conversation bench: levels {levels:?}; load average {}", load_average());
     let app = start_server().await;
-    app.state.calls.speech().await.context("loading the models")?;
+    let engine = app.state.calls.speech().await.context("loading the models")?;
     let template =
         post(&app, "/v1/templates", json!({"name": "conversation bench", "steps": template_steps()})).await?;
     post(&app, "/v1/phone-numbers", json!({"phone": NUMBER, "templateId": template["id"], "variables": {}})).await?;
@@ -749,6 +750,8 @@ async fn server(levels: Vec<usize>) -> anyhow::Result<()> {
     let (set_for_synthesis, plans_for_synthesis) = (test_set(), plans.clone());
     tokio::task::spawn_blocking(move || prepare_clips(&set_for_synthesis, &plans_for_synthesis, &dir)).await??;
     eprintln!("callers' clips synthesized in {:.0} s", started.elapsed().as_secs_f64());
+
+    check_smart_turn(&engine, &set, files.path()).await?;
 
     // One unmeasured call: the bot's lines reach the TTS cache, ONNX Runtime and whisper warm up.
     eprintln!("warm-up call (not measured)...");
@@ -774,6 +777,66 @@ async fn server(levels: Vec<usize>) -> anyhow::Result<()> {
     }
     print_curve(&curve);
     Ok(())
+}
+
+/// What Smart Turn says, on an idle pool, of each spoken answer said whole and of the first
+/// part of each answer with a pause, through a phone line, with 200 ms of silence before (the
+/// endpointer's pre-roll) and after (the pause that asks the model): whether the model itself,
+/// rather than the pipeline around it, ends turns early or holds them open.
+async fn check_smart_turn(engine: &SpeechEngine, set: &[Item], dir: &Path) -> anyhow::Result<()> {
+    // Per voice: whole answers judged complete, whole answers, first parts judged incomplete, first parts.
+    let mut by_voice: BTreeMap<usize, [usize; 4]> = BTreeMap::new();
+    let mut probabilities = Vec::new();
+    for item in set.iter().filter(|i| !i.phrase.parts.is_empty()) {
+        let channel = Channel::random(7000 + item.id as u64);
+        let names: Vec<String> = (0..item.phrase.parts.len()).map(|k| item_clip(item.id, k)).collect();
+        let whole = turn_complete(engine, dir, &names, item.pause_ms, &channel).await?;
+        let counts = by_voice.entry(item.voice).or_default();
+        counts[0] += usize::from(whole > 0.5);
+        counts[1] += 1;
+        probabilities.push(whole);
+        if names.len() > 1 {
+            let first = turn_complete(engine, dir, &names[..1], 0, &channel).await?;
+            counts[2] += usize::from(first <= 0.5);
+            counts[3] += 1;
+        }
+    }
+    let names: Vec<String> = voices().into_iter().map(|v| v.name).collect();
+    println!("\n## Smart Turn alone on the answers (idle pool, threshold 0.5)\n");
+    println!(
+        "| voice | whole answers judged complete | first parts (before the pause) judged incomplete |\n|---|---|---|"
+    );
+    let mut total = [0usize; 4];
+    for (voice, counts) in &by_voice {
+        println!("| {} | {}/{} | {}/{} |", names[*voice], counts[0], counts[1], counts[2], counts[3]);
+        total.iter_mut().zip(counts).for_each(|(t, c)| *t += c);
+    }
+    println!("| **all** | {}/{} | {}/{} |", total[0], total[1], total[2], total[3]);
+    probabilities.sort_by(f32::total_cmp);
+    let median = probabilities.get(probabilities.len() / 2).copied().unwrap_or(f32::NAN);
+    println!("Median probability of complete over the whole answers: {median:.2}");
+    Ok(())
+}
+
+/// Smart Turn's probability that the clips `names` (joined by `pause_ms`) are a finished turn.
+async fn turn_complete(
+    engine: &SpeechEngine,
+    dir: &Path,
+    names: &[String],
+    pause_ms: u32,
+    channel: &Channel,
+) -> anyhow::Result<f32> {
+    const SILENCE: usize = 200 * 8;
+    let mut pcm = vec![0i16; SILENCE];
+    for (k, name) in names.iter().enumerate() {
+        if k > 0 {
+            pcm.resize(pcm.len() + pause_ms as usize * 8, 0);
+        }
+        pcm.extend(read_pcm(&dir.join(name))?);
+    }
+    pcm.resize(pcm.len() + SILENCE, 0);
+    let heard = heard_at_16k(&through_phone(&pcm, channel));
+    Ok(engine.turn.predict(heard).await?.probability)
 }
 
 /// Runs the calls `calls` of the set, `n` at a time, in a child process; waits until the
@@ -1186,6 +1249,7 @@ fn report(n: usize, scores: &Scores, records: &[CallRecord], speech: &Speech, se
     for (intent, tally) in by_intent.iter_mut() {
         println!("{}", tally.row(intent.name()));
     }
+    report_latency_spread(&mut all.latencies);
     let (pause_700_ended, pause_700) = report_pauses(&scores.answers);
     let false_barge_ins = report_interrupts(&scores.interrupts, records);
     report_misses(&scores.answers);
@@ -1207,6 +1271,22 @@ fn report(n: usize, scores: &Scores, records: &[CallRecord], speech: &Speech, se
         false_barge_ins,
         load: load.to_owned(),
     }
+}
+
+/// How the voice-to-voice samples spread: a turn the end-of-turn model judged complete is
+/// answered soon after its 200 ms pause; one judged unfinished waits for the 1.6 s ceiling.
+fn report_latency_spread(latencies: &mut [f64]) {
+    const EDGES: [f64; 5] = [500.0, 800.0, 1200.0, 1600.0, 2000.0];
+    latencies.sort_by(f64::total_cmp);
+    let mut lower = 0.0;
+    let mut bins: Vec<String> = Vec::new();
+    for edge in EDGES {
+        let n = latencies.iter().filter(|&&l| l >= lower && l < edge).count();
+        bins.push(format!("{lower:.0}-{edge:.0} ms: {n}"));
+        lower = edge;
+    }
+    bins.push(format!(">= {lower:.0} ms: {}", latencies.iter().filter(|&&l| l >= lower).count()));
+    println!("\nVoice-to-voice samples by range: {}", bins.join(", "));
 }
 
 /// Prints, per pause length, how often the bot's reply came inside the answer after it;
