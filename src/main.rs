@@ -43,7 +43,9 @@ struct TelephonyFlags {
     /// Directory holding the speech models (default ./models, made by models/fetch.sh).
     #[arg(long, env = "CALLCENTER_MODELS_DIR")]
     models_dir: Option<PathBuf>,
-    /// Whisper model for callers' speech: tiny.en (default) or base (`models/fetch.sh --base`).
+    /// Whisper model for callers' speech: tiny.en (default), tiny.en-q8_0
+    /// (`models/fetch.sh --quantized`), base, base-q8_0 or base-q5_1 (`models/fetch.sh --base`);
+    /// docs/BENCHMARKS.md compares them.
     #[arg(long, env = "CALLCENTER_STT_MODEL")]
     stt_model: Option<String>,
     /// Calls this node runs at once (default 20); more wait in `queued`.

@@ -73,6 +73,8 @@ struct Sim {
     lines: Vec<LineHeard>,
     clears: Vec<usize>,
     judged: usize,
+    /// Transcriptions are asked for and never answered (a recogniser that died).
+    deaf: bool,
     result: Option<CallResult>,
 }
 
@@ -174,6 +176,7 @@ impl Sim {
             lines: Vec::new(),
             clears: Vec::new(),
             judged: 0,
+            deaf: false,
             result: None,
         };
         sim.drain();
@@ -232,6 +235,7 @@ impl Sim {
                 }
                 Output::Mark(line) => self.pending.push((now + MARK_DELAY, Input::Played(line))),
                 Output::Clear => self.clears.push(self.frame),
+                Output::Transcribe { .. } if self.deaf => {}
                 Output::Transcribe { id, audio, .. } => {
                     let clip = to_16k(&audio);
                     let result = self
@@ -494,4 +498,19 @@ fn with_the_real_model_a_700_ms_pause_does_not_end_the_answer() {
     let turns = sim.caller_turns();
     assert_eq!(turns.len(), 1, "one turn: {turns:?}");
     assert!(words(&turns[0]).contains("ahead"), "{turns:?}");
+}
+
+/// Words that never come back (a recogniser that died) do not leave the call waiting forever:
+/// after the transcript timeout the answer counts as lost and the question is asked again.
+#[test]
+fn a_transcript_that_never_comes_is_a_lost_answer() {
+    let mut sim = Sim::new(&offer_script(), Judge::AlwaysComplete);
+    sim.deaf = true;
+    sim.run_until(Duration::from_secs(10), "the offer to be asked", |s| s.line_done(OFFER));
+    sim.say(&speak("Yes, please."));
+    sim.run_until(Duration::from_secs(20), "the question again", |s| {
+        s.lines.iter().filter(|l| l.text.contains(OFFER)).count() == 2
+    });
+    let asked_again = sim.lines.iter().rfind(|l| l.text.contains(OFFER)).unwrap().text.clone();
+    assert_ne!(asked_again, OFFER, "asked again with a word first: {asked_again}");
 }

@@ -1,10 +1,13 @@
 //! The STT pool with the real tiny.en model on real speech: jfk.wav, cuts of it, silence, and
-//! espeak-ng sentences; the queue's back-pressure; concurrent clients.
+//! espeak-ng sentences; the queue's back-pressure; concurrent clients; the question as whisper's
+//! prompt (answers through a phone line, and no prompt written out for line noise).
 //!
 //! `bash models/fetch.sh` first (CI does); `cargo test --test speech_stt`.
 
 #[path = "support/speech_audio.rs"]
 mod speech_audio;
+#[path = "common/voices.rs"]
+mod voices;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use callcenter::speech::SpeechError;
 use callcenter::speech::stt::{SttConfig, SttPool, Transcript, normalize_words, word_error_rate};
 use speech_audio::{cut, espeak_16k, jfk, model_paths};
+use voices::{Channel, Voice, heard_at_16k, say, through_phone};
 
 const JFK: &str =
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
@@ -190,4 +194,71 @@ fn espeak_sentences_are_recognised() {
             assert!(words.iter().any(|w| w == keyword), "{keyword:?} not in {transcript:?} for {sentence:?}");
         }
     }
+}
+
+/// The question a caller answers, as the gateway gives it to whisper.
+const QUESTION: &str = "Hi, this is Alex from Acme. Is now a good time to talk?";
+
+/// Words of `text` (longer than 3 letters) that are also words of `QUESTION`.
+fn echoed_from_question(text: &str) -> Vec<String> {
+    let asked = normalize_words(QUESTION);
+    normalize_words(text).into_iter().filter(|w| w.len() > 3 && asked.contains(w)).collect()
+}
+
+/// Whisper is known to write its prompt out when the audio gives it nothing better: line hiss
+/// and clicks above the silence gate must not come back as the question.
+#[test]
+fn a_prompt_is_not_written_out_when_there_is_nothing_to_hear() {
+    let stt = small_pool();
+    for (i, noise_dbfs) in [-45.0f32, -40.0, -35.0, -30.0].into_iter().enumerate() {
+        let mut line = vec![0i16; 8_000 * (1 + i % 2)];
+        if i % 2 == 1 {
+            // A click: a loud pulse train decaying over 40 ms.
+            for (n, s) in line[2_000..2_320].iter_mut().enumerate() {
+                *s = if n % 40 == 0 { (12_000.0 * (-(n as f32) / 120.0).exp()) as i16 } else { 0 };
+            }
+        }
+        let channel = Channel { level_dbfs: noise_dbfs + 20.0, snr_db: Some(20.0), loss: 0.01, seed: i as u64 };
+        let audio = heard_at_16k(&through_phone(&line, &channel));
+        let plain = stt.transcribe_blocking(audio.clone()).unwrap();
+        let prompted = stt.transcribe_blocking_with_prompt(audio, Some(QUESTION.into())).unwrap();
+        assert!(echoed_from_question(&prompted.text).is_empty(), "{noise_dbfs} dBFS: {prompted:?}");
+        assert!(
+            normalize_words(&prompted.text).len() <= normalize_words(&plain.text).len() + 1,
+            "{noise_dbfs} dBFS: the prompt made up words: {plain:?} -> {prompted:?}"
+        );
+    }
+}
+
+#[test]
+fn an_answer_heard_after_its_question_is_transcribed() {
+    let stt = small_pool();
+    let voice = Voice::flite("rms");
+    for (said, expected) in [("Not right now, no.", "not right now"), ("Ring me back in an hour.", "back in an hour")] {
+        let mut speech = vec![0i16; 1_600];
+        speech.extend(say(&voice, said).unwrap());
+        speech.resize(speech.len() + 2_400, 0);
+        let audio = heard_at_16k(&through_phone(&speech, &Channel { seed: 3, ..Channel::clean() }));
+        let heard = stt.transcribe_blocking_with_prompt(audio, Some(QUESTION.into())).unwrap();
+        assert!(normalised(&heard.text).contains(expected), "{said:?} -> {heard:?}");
+        assert!(echoed_from_question(&heard.text).is_empty(), "{said:?} -> {heard:?}");
+    }
+}
+
+#[test]
+fn an_empty_prompt_is_no_prompt_and_a_long_one_is_cut() {
+    let stt = small_pool();
+    let clip = cut(&jfk(), 3.2, 4.3);
+    let plain = stt.transcribe_blocking(clip.clone()).unwrap();
+    let blank = stt.transcribe_blocking_with_prompt(clip.clone(), Some("  ".into())).unwrap();
+    // (The no-speech probability, unused without timestamps, varies from run to run.)
+    assert_eq!((blank.text, blank.confidence), (plain.text, plain.confidence));
+    // Far more than whisper's 224 prompt tokens: only its end is used. (What is heard then leans
+    // on the prompt's words: with "Please answer the question." x 200 this clip came back as
+    // "Ask the question.", which is why the gateway's prompt is the one question asked.)
+    let long = "Please answer the question. ".repeat(200);
+    let heard = stt.transcribe_blocking_with_prompt(clip.clone(), Some(long)).unwrap();
+    assert!(normalised(&heard.text).starts_with("ask"), "{heard:?}");
+    let nul = stt.transcribe_blocking_with_prompt(clip, Some("a\0b".into()));
+    assert!(matches!(nul, Err(SpeechError::InvalidInput(_))), "{nul:?}");
 }

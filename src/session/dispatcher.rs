@@ -139,7 +139,7 @@ async fn place(state: &AppState, call: Call) -> Result<(), crate::store::StoreEr
     let Some(carrier) = state.calls.carrier_for(&call.phone) else {
         let reason = format!(
             "no carrier can reach {}: configure Twilio (--twilio-account-sid, --twilio-auth-token) \
-             or dial a simulator number (+15550100001 to +15550100008)",
+             or dial a simulator number (+15550100001 to +15550100011)",
             call.phone
         );
         return end_unanswered(state, &call, CarrierStatus::Failed { reason }).await;

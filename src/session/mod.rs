@@ -10,6 +10,7 @@ pub mod core;
 pub mod dispatcher;
 mod driver;
 pub mod inbound;
+pub mod legs;
 mod recording;
 pub mod runtime;
 pub mod setup;
@@ -19,16 +20,15 @@ pub mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::WebSocket;
 use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::dialogue::CallbackTime;
 use crate::domain::status::{CallStatus, Outcome};
 use crate::domain::{Id, Timestamp};
+use crate::session::transport::MediaTransport;
 use crate::speech::engine::SpeechEngine;
 use crate::store::calls;
-use crate::telephony::twilio::media::TwilioMedia;
 
 pub use setup::CallSetup;
 
@@ -66,26 +66,23 @@ async fn callback_moment(state: &AppState, setup: &CallSetup, when: CallbackTime
     when.resolve(&local).map(|at| Timestamp::from_jiff(at.timestamp()))
 }
 
-/// Takes over an admitted media stream: marks the call answered (emitting `call.started`),
-/// prepares its script and the models, runs the conversation, and frees the call's slot.
-pub async fn start(
-    state: AppState,
-    account_id: Id,
-    call_id: Id,
-    socket: WebSocket,
-    start: crate::telephony::twilio::stream::StartMeta,
-) {
+/// Takes over an admitted media stream (through `legs::media_started`): marks the call
+/// answered (emitting `call.started`), prepares its script and the models, runs the
+/// conversation, and frees the call's slot.
+async fn start<T: MediaTransport>(state: AppState, account_id: Id, call_id: Id, mut transport: T) {
     let answered = calls::mark_answered(&state.db, &account_id, &call_id, state.clock.now()).await;
     state.relay.wake();
     let call = match answered {
         Ok(Some(call)) => call,
         Ok(None) => {
             tracing::warn!(call = %call_id, "a stream arrived for a call that is not ringing");
+            transport.close().await;
             state.calls.release(&call_id);
             return;
         }
         Err(error) => {
             tracing::error!(call = %call_id, %error, "cannot mark the call answered");
+            transport.close().await;
             state.calls.release(&call_id);
             return;
         }
@@ -97,9 +94,10 @@ pub async fn start(
     }
     .await;
     match prepared {
-        Ok((setup, engine)) => run(state.clone(), engine, setup, socket, start.stream_sid).await,
+        Ok((setup, engine)) => run(state.clone(), engine, setup, transport).await,
         Err(reason) => {
             tracing::error!(call = %call_id, %reason, "cannot run the call");
+            transport.close().await;
             let notes = format!("The call could not run: {reason}.");
             let _ = dispatcher::finish_without_audio(
                 &state,
@@ -196,11 +194,10 @@ impl Drop for SessionWatch {
     }
 }
 
-/// Runs a call whose Twilio media stream has started: `socket` is past its `start` message.
-pub async fn run(state: AppState, engine: Arc<SpeechEngine>, setup: CallSetup, socket: WebSocket, stream_sid: String) {
+/// Runs a call whose media has started on `transport`.
+async fn run<T: MediaTransport>(state: AppState, engine: Arc<SpeechEngine>, setup: CallSetup, transport: T) {
     let call_id = setup.call.id.clone();
     let account_id = setup.account_id.clone();
-    let transport = TwilioMedia::new(socket, &stream_sid);
     if let Err(error) = driver::run_call(&state, engine, setup, transport).await {
         tracing::error!(call = %call_id, %error, "call session failed");
         // The call must not stay in progress forever: it ends as failed, with the reason.

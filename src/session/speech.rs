@@ -74,8 +74,7 @@ pub fn spawn_transcription(
     tokio::spawn(async move {
         let deadline = Instant::now() + STT_ADMISSION_WAIT;
         let result = loop {
-            let _ = &prompt; // MERGE: transcribe_with_prompt once the STT pool takes prompts
-            match engine.stt.transcribe(audio_16k.to_vec()).await {
+            match engine.stt.transcribe_with_prompt(audio_16k.to_vec(), prompt.clone()).await {
                 Err(SpeechError::Overloaded(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

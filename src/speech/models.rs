@@ -22,9 +22,12 @@ pub struct SttModel {
 }
 
 /// Every model `--stt-model` accepts (docs/BENCHMARKS.md compares them).
-const STT_MODELS: [SttModel; 2] = [
+const STT_MODELS: [SttModel; 5] = [
     SttModel { name: "tiny.en", fetch: "bash models/fetch.sh" },
+    SttModel { name: "tiny.en-q8_0", fetch: "bash models/fetch.sh --quantized" },
     SttModel { name: "base", fetch: "bash models/fetch.sh --base" },
+    SttModel { name: "base-q8_0", fetch: "bash models/fetch.sh --base" },
+    SttModel { name: "base-q5_1", fetch: "bash models/fetch.sh --base" },
 ];
 
 impl SttModel {
@@ -154,9 +157,9 @@ mod tests {
         let unknown = SttModel::named("large-v3").unwrap_err().to_string();
         assert!(unknown.contains("large-v3") && unknown.contains("tiny.en") && unknown.contains("models/fetch.sh"));
         let paths = ModelPaths::new("/nonexistent");
-        let base = SttModel::named("base").unwrap();
-        assert_eq!(base.path(&paths), Path::new("/nonexistent/ggml-base.bin"));
+        let base = SttModel::named("base-q5_1").unwrap();
+        assert_eq!(base.path(&paths), Path::new("/nonexistent/ggml-base-q5_1.bin"));
         let missing = base.require(&paths).unwrap_err().to_string();
-        assert!(missing.contains("/nonexistent/ggml-base.bin") && missing.contains("models/fetch.sh --base"));
+        assert!(missing.contains("/nonexistent/ggml-base-q5_1.bin") && missing.contains("models/fetch.sh --base"));
     }
 }

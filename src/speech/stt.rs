@@ -158,6 +158,8 @@ pub struct Segment {
 /// A clip waiting for a worker.
 struct Job {
     audio: Vec<f32>,
+    /// What whisper is told came just before the clip (see `transcribe_with_prompt`).
+    prompt: Option<String>,
     reply: oneshot::Sender<Result<Transcript, SpeechError>>,
     admitted: Instant,
     _slot: Slot,
@@ -207,6 +209,8 @@ impl SttPool {
         let context = WhisperContext::new_with_params(&model_path, context_params)
             .map_err(|e| SpeechError::Whisper(format!("loading {}: {e:?}", model_path.display())))?;
         let text_token_end = context.token_eot();
+        // Each worker tokenizes its clips' prompts with the shared model's vocabulary.
+        let context = Arc::new(context);
 
         let capacity = config.workers + config.queue_depth;
         // Admission (`in_pool`) keeps at most `capacity` jobs in flight, so the channel never
@@ -217,7 +221,8 @@ impl SttPool {
             // States share the context's weights (it is reference-counted inside whisper-rs).
             let state =
                 context.create_state().map_err(|e| SpeechError::Whisper(format!("creating a whisper state: {e:?}")))?;
-            let worker = Worker { state, threads, text_token_end, config: config.clone() };
+            let worker =
+                Worker { state, context: Arc::clone(&context), threads, text_token_end, config: config.clone() };
             let language = config.language.clone();
             let queue = Arc::clone(&queue);
             std::thread::Builder::new()
@@ -248,20 +253,52 @@ impl SttPool {
     /// full. If the returned future is dropped before a worker takes the clip, the clip is
     /// skipped (a barge-in or hang-up makes the transcript moot).
     pub async fn transcribe(&self, audio_16k: Vec<f32>) -> Result<Transcript, SpeechError> {
-        let reply = self.submit(audio_16k)?;
+        self.transcribe_with_prompt(audio_16k, None).await
+    }
+
+    /// `transcribe`, telling whisper what was said just before the clip: the question the
+    /// caller is answering ("Is now a good time to talk?"). Whisper decodes the clip as the
+    /// text that follows it, so it expects the answers such a question gets ("Not right now,
+    /// no." rather than "That's right, so..."). Only the prompt's last `MAX_PROMPT_TOKENS`
+    /// tokens are used. An empty prompt is no prompt. A transcript that continues the prompt
+    /// (`echoes_prompt`: whisper's known failure on noise) or that whisper is unsure of is made
+    /// again without it.
+    pub async fn transcribe_with_prompt(
+        &self,
+        audio_16k: Vec<f32>,
+        prompt: Option<String>,
+    ) -> Result<Transcript, SpeechError> {
+        let reply = self.submit(audio_16k, prompt)?;
         reply.await.map_err(|_| SpeechError::PoolClosed(POOL))?
     }
 
     /// `transcribe` for threads outside an async runtime (the CLI); blocks until the transcript
     /// is ready. Inside a runtime, use `transcribe` (this would block a reactor thread).
     pub fn transcribe_blocking(&self, audio_16k: Vec<f32>) -> Result<Transcript, SpeechError> {
-        let reply = self.submit(audio_16k)?;
+        self.transcribe_blocking_with_prompt(audio_16k, None)
+    }
+
+    /// `transcribe_with_prompt` for threads outside an async runtime.
+    pub fn transcribe_blocking_with_prompt(
+        &self,
+        audio_16k: Vec<f32>,
+        prompt: Option<String>,
+    ) -> Result<Transcript, SpeechError> {
+        let reply = self.submit(audio_16k, prompt)?;
         futures::executor::block_on(reply).map_err(|_| SpeechError::PoolClosed(POOL))?
     }
 
     /// Validates and admits a clip; the receiver gets its result.
-    fn submit(&self, audio: Vec<f32>) -> Result<oneshot::Receiver<Result<Transcript, SpeechError>>, SpeechError> {
+    fn submit(
+        &self,
+        audio: Vec<f32>,
+        prompt: Option<String>,
+    ) -> Result<oneshot::Receiver<Result<Transcript, SpeechError>>, SpeechError> {
         validate(&audio, self.config.max_clip)?;
+        let prompt = prompt.filter(|p| !p.trim().is_empty());
+        if prompt.as_ref().is_some_and(|p| p.contains('\0')) {
+            return Err(SpeechError::InvalidInput("a prompt with a NUL character".into()));
+        }
         let admitted = self
             .in_pool
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.capacity).then_some(n + 1))
@@ -272,7 +309,7 @@ impl SttPool {
         }
         let slot = Slot(Arc::clone(&self.in_pool));
         let (reply, result) = oneshot::channel();
-        let job = Job { audio, reply, admitted: Instant::now(), _slot: slot };
+        let job = Job { audio, prompt, reply, admitted: Instant::now(), _slot: slot };
         match self.jobs.try_send(job) {
             Ok(()) => Ok(result),
             // Unreachable while admission holds; shed the clip rather than block.
@@ -329,9 +366,14 @@ pub fn loudest_frame_dbfs(audio: &[f32]) -> f32 {
     10.0 * loudest.log10()
 }
 
+/// Most prompt tokens given to whisper: a question's worth. Prompt tokens cost decoder time,
+/// and what was said last matters most, so a longer prompt keeps its end.
+pub const MAX_PROMPT_TOKENS: usize = 64;
+
 /// One worker thread's whisper state and settings.
 struct Worker {
     state: WhisperState,
+    context: Arc<WhisperContext>,
     threads: i32,
     text_token_end: i32,
     config: SttConfig,
@@ -349,11 +391,11 @@ impl Worker {
                 queue.recv()
             };
             let Ok(job) = job else { return }; // the pool was dropped and the queue drained
-            let Job { audio, reply, admitted, _slot } = job;
+            let Job { audio, prompt, reply, admitted, _slot } = job;
             if reply.is_closed() {
                 continue;
             }
-            let result = self.transcribe(&template, audio);
+            let result = self.transcribe(&template, audio, prompt.as_deref());
             // Give the place back before answering, so a caller that resubmits right away fits.
             drop(_slot);
             metrics::histogram!("stt_latency_seconds").record(admitted.elapsed().as_secs_f64());
@@ -381,7 +423,26 @@ impl Worker {
         params
     }
 
-    fn transcribe(&mut self, template: &FullParams<'_, 'static>, clip: Vec<f32>) -> Result<Transcript, SpeechError> {
+    /// The prompt as whisper's tokens: its last `MAX_PROMPT_TOKENS`, after a space as OpenAI's
+    /// whisper tokenizes an initial prompt (a word inside running text, " Hello", is another
+    /// token than "Hello" at the start).
+    fn prompt_tokens(&self, prompt: &str) -> Result<Vec<std::ffi::c_int>, SpeechError> {
+        // Never more tokens than bytes: with room for all of them whisper-rs cannot be handed a
+        // too-many-tokens result (it reads that as a length).
+        let text = format!(" {}", prompt.trim());
+        let tokens = self
+            .context
+            .tokenize(&text, text.len() + 1)
+            .map_err(|e| SpeechError::InvalidInput(format!("tokenizing the prompt: {e:?}")))?;
+        Ok(tokens[tokens.len().saturating_sub(MAX_PROMPT_TOKENS)..].to_vec())
+    }
+
+    fn transcribe(
+        &mut self,
+        template: &FullParams<'_, 'static>,
+        clip: Vec<f32>,
+        prompt: Option<&str>,
+    ) -> Result<Transcript, SpeechError> {
         if let Some(threshold) = self.config.silence_dbfs
             && loudest_frame_dbfs(&clip) < threshold
         {
@@ -399,7 +460,34 @@ impl Worker {
             padded.resize(padded.len().max(samples_in(self.config.min_clip)), 0.0);
             padded
         };
+        // whisper-rs's set_initial_prompt leaks a C string per call; tokens are borrowed instead.
+        let prompt_tokens = prompt.map(|p| self.prompt_tokens(p)).transpose()?.unwrap_or_default();
+        let heard = self.decode(template, &audio, &prompt_tokens, lead_in, clip_len)?;
+        match prompt {
+            // Whisper given a prompt and little to hear makes up text in the prompt's words ("I'm
+            // not a good time." for line hiss after "Is now a good time to talk?", at a mean
+            // token probability of 0.1): such a clip is heard again without the prompt, so a
+            // prompt never makes noise read worse than it would without one.
+            Some(prompt) if heard.confidence < PROMPTED_MIN_CONFIDENCE || echoes_prompt(prompt, &heard.text) => {
+                self.decode(template, &audio, &[], lead_in, clip_len)
+            }
+            _ => Ok(heard),
+        }
+    }
+
+    /// One whisper pass over `audio` (the clip with its lead-in and padding).
+    fn decode(
+        &mut self,
+        template: &FullParams<'_, 'static>,
+        audio: &[f32],
+        prompt_tokens: &[std::ffi::c_int],
+        lead_in: usize,
+        clip_len: usize,
+    ) -> Result<Transcript, SpeechError> {
         let mut params = template.clone();
+        if !prompt_tokens.is_empty() {
+            params.set_tokens(prompt_tokens);
+        }
         if self.config.shrink_audio_ctx
             && let Some(ctx) = audio_ctx_for(audio.len(), self.config.audio_ctx_margin)
         {
@@ -409,7 +497,7 @@ impl Worker {
             // Ends a decode stuck repeating itself (one segment per window in this mode).
             params.set_max_tokens(max_tokens_for(audio.len()) as i32);
         }
-        self.state.full(params, &audio).map_err(|e| SpeechError::Whisper(format!("transcribing: {e:?}")))?;
+        self.state.full(params, audio).map_err(|e| SpeechError::Whisper(format!("transcribing: {e:?}")))?;
         Ok(self.collect(lead_in, clip_len))
     }
 
@@ -537,6 +625,22 @@ fn loop_at(keys: &[String], start: usize) -> Option<(usize, usize)> {
     loops.max_by_key(|&(unit, copies)| (unit * copies, std::cmp::Reverse(unit)))
 }
 
+/// A prompted transcript less sure than this (mean token probability) is made again without
+/// the prompt: text made up from line hiss through a prompt came at 0.1, while clear answers
+/// mostly decode above 0.5 (tests/speech_stt.rs, benches/stt_phone.rs).
+const PROMPTED_MIN_CONFIDENCE: f32 = 0.35;
+
+/// Words in a row shared with the prompt that make a transcript an echo of it.
+const ECHO_WORDS: usize = 4;
+
+/// Whether `text` says `ECHO_WORDS` or more words in a row of `prompt` (case and punctuation
+/// ignored): whisper continuing its prompt rather than hearing the caller. An answer that
+/// takes up a few of the question's words ("now is good") is not one.
+pub fn echoes_prompt(prompt: &str, text: &str) -> bool {
+    let (prompt, text) = (normalize_words(prompt), normalize_words(text));
+    text.windows(ECHO_WORDS).any(|run| prompt.windows(ECHO_WORDS).any(|asked| asked == run))
+}
+
 /// Whether a segment only says the previous one again: the same loop as `collapse_repetition`
 /// catches inside a segment, spread over two (heard through a phone line: "No, I am not
 /// interested. Thank you." twice). Like there, a phrase under three words may be speech.
@@ -661,6 +765,16 @@ mod tests {
     fn digits_are_not_a_loop() {
         assert_eq!(collapse_repetition("My number is 5 5 5 0 1 0 0"), "My number is 5 5 5 0 1 0 0");
         assert_eq!(collapse_repetition("... ... ..."), "... ... ...");
+    }
+
+    #[test]
+    fn a_transcript_continuing_its_prompt_is_an_echo() {
+        let asked = "When would be a better time to call you back?";
+        assert!(echoes_prompt(asked, "I'm not going to be a better time to call you back."));
+        assert!(echoes_prompt(asked, "Better time, to call you..."));
+        assert!(!echoes_prompt(asked, "Call me back tomorrow at three."));
+        assert!(!echoes_prompt(asked, "A better time? Tomorrow."));
+        assert!(!echoes_prompt("", "any time"));
     }
 
     #[test]

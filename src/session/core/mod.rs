@@ -62,6 +62,9 @@ pub struct TurnTaking {
     pub max_hold_ms: u32,
     /// Longest wait for a line's mark after its last frame left: the transport may lose it.
     pub mark_timeout_ms: u32,
+    /// Longest wait for an ended turn's words; past it the words count as lost (the dialogue
+    /// asks again) and the dialogue's own timers run again.
+    pub transcript_timeout_ms: u32,
 }
 
 impl Default for TurnTaking {
@@ -72,6 +75,7 @@ impl Default for TurnTaking {
             backchannel_max_ms: 900,
             max_hold_ms: 5000,
             mark_timeout_ms: 3000,
+            transcript_timeout_ms: 10_000,
         }
     }
 }
@@ -751,6 +755,7 @@ impl CallCore {
 
     fn on_tick(&mut self, now: Instant) {
         self.release_frames(now);
+        self.check_transcript_timeout(now);
         self.check_pause(now);
         self.check_mark_timeout(now);
         self.check_window(now);
@@ -813,6 +818,17 @@ impl CallCore {
             if *left == 0 {
                 self.send_mark(now);
             }
+        }
+    }
+
+    fn check_transcript_timeout(&mut self, now: Instant) {
+        let timeout = Duration::from_millis(u64::from(self.config.turn_taking.transcript_timeout_ms));
+        if let Some(turn) = self.closed.front_mut()
+            && turn.heard.is_none()
+            && now.saturating_duration_since(turn.stopped) >= timeout
+        {
+            turn.heard = Some(Err(format!("no transcript within {} s", timeout.as_secs())));
+            self.deliver_turns(now);
         }
     }
 

@@ -9,6 +9,20 @@ const OPEN_ENDINGS: &[&str] = &[
     "an", "to", "with", "of", "my", "your",
 ];
 
+/// Prepositions and the like: a statement does not end on them ("a table for", "tomorrow
+/// at"); a question may ("What is it for?"), so they only count without a question mark.
+const OPEN_PREPOSITIONS: &[&str] = &["for", "at", "in", "on", "from", "by", "about", "into", "than", "as"];
+
+/// An auxiliary then a bare subject ends a clause that has not got to its verb yet: "What
+/// time do you", "Yes, I would, but", "... can you" without a question mark.
+const AUXILIARIES: &[&str] =
+    &["do", "does", "did", "can", "could", "would", "will", "should", "are", "is", "am", "have", "has", "was", "were"];
+const SUBJECTS: &[&str] = &["you", "i", "we", "they", "he", "she", "it"];
+
+/// "that" after these introduces a clause: "I think that", "I'm sure that".
+const THAT_OPENERS: &[&str] =
+    &["think", "thought", "know", "knew", "believe", "guess", "hope", "mean", "sure", "say", "said", "so"];
+
 /// A turn that is only one of these is a lead-in: "Well,", "Let me see", "Um, so".
 const LEAD_INS: &[&str] =
     &["well", "so", "um", "uh", "er", "erm", "hmm", "let", "me", "see", "think", "oh", "actually"];
@@ -69,7 +83,14 @@ pub fn ends_open(text: &str) -> bool {
     }
     let lead_in_only = words.iter().all(|w| LEAD_INS.contains(&w.as_str())) && last != "oh";
     let trimmed = text.trim_end();
+    let asks = trimmed.ends_with('?');
+    let before = words.len().checked_sub(2).and_then(|i| words.get(i)).map_or("", String::as_str);
+    let dangling_subject = SUBJECTS.contains(&last.as_str()) && AUXILIARIES.contains(&before) && !asks;
+    let dangling_that = last == "that" && THAT_OPENERS.contains(&before);
     OPEN_ENDINGS.contains(&last.as_str())
+        || (OPEN_PREPOSITIONS.contains(&last.as_str()) && !asks)
+        || dangling_subject
+        || dangling_that
         || lead_in_only
         || trimmed.ends_with("...")
         || trimmed.ends_with('-')
@@ -116,12 +137,29 @@ mod tests {
             "Well.",
             "Let me see.",
             "Yes, sure,",
+            "I would like to book a table for",
+            "Can you call me back tomorrow at",
+            "No, I think that",
+            "What time do you",
         ] {
             assert!(ends_open(open), "{open}");
         }
-        for done in
-            ["Yes, sure, go ahead.", "I think so.", "I don't think so", "I guess so", "No.", "", "Not right now, no."]
-        {
+        for done in [
+            "Yes, sure, go ahead.",
+            "I think so.",
+            "I don't think so",
+            "I guess so",
+            "No.",
+            "",
+            "Not right now, no.",
+            "Oh.",
+            "Okay.",
+            "Thank you.",
+            "Yes, I do.",
+            "What is it for?",
+            "I don't want that.",
+            "Can you?",
+        ] {
             assert!(!ends_open(done), "{done}");
         }
     }

@@ -38,13 +38,12 @@ use super::persona::{Conversation, Decision, Part, Reply, TalkOver, Utterance};
 use crate::app::AppState;
 use crate::media::decode::resample_clip;
 use crate::media::{g711, pcm};
-use crate::session::dispatcher;
+use crate::session::legs::{self, Leg};
 use crate::speech::SpeechError;
 use crate::speech::engine::SpeechEngine;
 use crate::store::StoreError;
 use crate::store::calls::Call;
 use crate::telephony::carrier::CarrierStatus;
-use crate::telephony::twilio::http::stream_parameters;
 use crate::telephony::twilio::stream::{CHUNK_SAMPLES, MULAW_SILENCE};
 
 /// Rings before a simulated callee answers.
@@ -67,6 +66,8 @@ pub enum CalleeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Peer(#[from] PeerError),
+    #[error("the call has no leg to answer")]
+    Refused,
 }
 
 /// Rings the persona's number; answers (or not) as the persona does.
@@ -76,7 +77,7 @@ pub fn dial(state: AppState, call: Call, persona: Persona) {
         if let Err(error) = ring_and_talk(&state, &call, persona).await {
             tracing::warn!(call = %id, %error, "simulated call ended early");
             let reason = error.to_string();
-            let _ = dispatcher::end_unanswered(&state, &call, CarrierStatus::Failed { reason }).await;
+            let _ = legs::report_status(&state, Leg::Call(&call.id), None, CarrierStatus::Failed { reason }).await;
         }
     });
 }
@@ -85,11 +86,11 @@ async fn ring_and_talk(state: &AppState, call: &Call, persona: Persona) -> Resul
     match persona {
         Persona::Busy => {
             tokio::time::sleep(RING / 2).await;
-            return Ok(dispatcher::end_unanswered(state, call, CarrierStatus::Busy).await?);
+            return Ok(legs::report_status(state, Leg::Call(&call.id), None, CarrierStatus::Busy).await?);
         }
         Persona::NeverAnswers => {
             tokio::time::sleep(NO_ANSWER_AFTER).await;
-            return Ok(dispatcher::end_unanswered(state, call, CarrierStatus::NoAnswer).await?);
+            return Ok(legs::report_status(state, Leg::Call(&call.id), None, CarrierStatus::NoAnswer).await?);
         }
         _ => {}
     }
@@ -127,7 +128,10 @@ async fn get_ready(state: &AppState, persona: Persona) -> Result<Ready, CalleeEr
 
 /// Picks up: opens the call's media stream as Twilio would.
 async fn open_stream(state: &AppState, call: &Call) -> Result<PeerHandle, CalleeError> {
-    let (_, token) = stream_parameters(state, &call.id).await?;
+    let Some(grant) = legs::outbound_answered(state, &call.id).await? else {
+        return Err(CalleeError::Refused);
+    };
+    let token = grant.token;
     // The simulator is on this node: it dials the loopback address, not the public URL.
     let start = StreamStart {
         url: format!("ws://{}/twilio/stream", state.config.listen),

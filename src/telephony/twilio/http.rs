@@ -17,19 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 
+use super::media::TwilioMedia;
 use super::signature;
 use super::stream::{Inbound, StartMeta};
 use super::twiml;
 use crate::app::AppState;
 use crate::domain::Id;
-use crate::domain::status::CallStatus;
-use crate::session;
-use crate::session::dispatcher;
-use crate::store::{call_sessions, calls};
+use crate::session::legs::{self, Leg, StreamGrant};
 use crate::telephony::carrier::CarrierStatus;
-
-/// How long a stream token stays valid after our TwiML hands it out.
-pub const STREAM_TOKEN_TTL_SECS: i64 = 120;
 /// How long a new stream may take to send `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -110,20 +105,16 @@ fn stream_url(state: &AppState) -> String {
     format!("{ws}/twilio/stream")
 }
 
-/// Mints the call's stream token and the parameters that carry it.
-pub async fn stream_parameters(state: &AppState, call_id: &Id) -> Result<(String, String), crate::store::StoreError> {
-    let now = state.clock.now();
-    let token =
-        call_sessions::issue_stream_token(&state.db, call_id, now.plus_seconds(STREAM_TOKEN_TTL_SECS), now).await?;
-    Ok((stream_url(state), token))
+/// `<Connect><Stream>` to our stream door, carrying the grant as `<Parameter>`s.
+fn connect_stream(state: &AppState, grant: &StreamGrant) -> String {
+    twiml::connect_stream(&stream_url(state), &[("callId", grant.call_id.as_str()), ("token", &grant.token)])
 }
 
 async fn outbound_twiml(state: &AppState, call_id: &Id) -> Result<String, crate::store::StoreError> {
-    if call_sessions::leg(&state.db, call_id).await?.is_none() {
-        return Ok(twiml::hang_up(None));
-    }
-    let (url, token) = stream_parameters(state, call_id).await?;
-    Ok(twiml::connect_stream(&url, &[("callId", call_id.as_str()), ("token", &token)]))
+    Ok(match legs::outbound_answered(state, call_id).await? {
+        Some(grant) => connect_stream(state, &grant),
+        None => twiml::hang_up(None),
+    })
 }
 
 async fn inbound_twiml(state: &AppState, params: &[(String, String)]) -> Result<String, crate::store::StoreError> {
@@ -131,12 +122,10 @@ async fn inbound_twiml(state: &AppState, params: &[(String, String)]) -> Result<
     else {
         return Ok(twiml::hang_up(None));
     };
-    let Some(call) = crate::session::inbound::create_inbound_call(state, to, from, "twilio").await? else {
-        return Ok(twiml::hang_up(Some("The number you have called is not in service.")));
-    };
-    call_sessions::set_carrier_call_id(&state.db, &call.id, call_sid, state.clock.now()).await?;
-    let (url, token) = stream_parameters(state, &call.id).await?;
-    Ok(twiml::connect_stream(&url, &[("callId", call.id.as_str()), ("token", &token)]))
+    Ok(match legs::inbound_call(state, "twilio", to, from, call_sid).await? {
+        Some(grant) => connect_stream(state, &grant),
+        None => twiml::hang_up(Some("The number you have called is not in service.")),
+    })
 }
 
 /// Twilio's status callbacks. A call that ends unanswered is closed here; one that was
@@ -152,59 +141,32 @@ async fn status_by_get(State(state): State<AppState>, uri: OriginalUri, headers:
 }
 
 async fn apply_status_callback(state: &AppState, uri: &OriginalUri, params: &[(String, String)]) -> Response {
-    let call_id = match query_call_id(uri) {
-        Some(id) => Some(id),
-        None => match param(params, "CallSid") {
-            Some(sid) => {
-                call_sessions::find_by_carrier_call(&state.db, "twilio", sid).await.ok().flatten().map(|(_, id)| id)
-            }
-            None => None,
-        },
+    let call_id = query_call_id(uri);
+    let call_sid = param(params, "CallSid");
+    let leg = match (&call_id, call_sid) {
+        (Some(id), _) => Leg::Call(id),
+        (None, Some(sid)) => Leg::Carrier { carrier: "twilio", id: sid },
+        (None, None) => return StatusCode::NO_CONTENT.into_response(),
     };
-    let Some(call_id) = call_id else { return StatusCode::NO_CONTENT.into_response() };
     let duration = param(params, "CallDuration").and_then(|d| d.parse().ok());
     let Some(report) =
         param(params, "CallStatus").and_then(|s| CarrierStatus::from_twilio(s, duration, param(params, "AnsweredBy")))
     else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    if let Err(error) = apply_status(state, &call_id, params, report).await {
-        tracing::warn!(call = %call_id, %error, "cannot apply a Twilio status callback");
+    if let Err(error) = legs::report_status(state, leg, call_sid, report).await {
+        tracing::warn!(?leg, %error, "cannot apply a Twilio status callback");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     StatusCode::NO_CONTENT.into_response()
-}
-
-async fn apply_status(
-    state: &AppState,
-    call_id: &Id,
-    params: &[(String, String)],
-    report: CarrierStatus,
-) -> Result<(), crate::store::StoreError> {
-    let Some((account_id, _, _)) = call_sessions::leg(&state.db, call_id).await? else { return Ok(()) };
-    if let Some(sid) = param(params, "CallSid") {
-        call_sessions::set_carrier_call_id(&state.db, call_id, sid, state.clock.now()).await?;
-    }
-    if let CarrierStatus::Answered { answered_by: Some(by) } = &report {
-        call_sessions::set_answered_by(&state.db, call_id, by, state.clock.now()).await?;
-    }
-    let Some(call) = calls::get(&state.db, &account_id, call_id).await? else { return Ok(()) };
-    // Only a call that never reached its session ends here.
-    if matches!(call.status, CallStatus::Ringing | CallStatus::Queued) && report.unanswered_end().is_some() {
-        dispatcher::end_unanswered(state, &call, report).await?;
-    } else if call.status == CallStatus::Cancelled && call.started_at.is_none() && report.unanswered_end().is_some() {
-        // Cancelled while ringing: the carrier confirms the leg is gone, so its slot is free
-        // on this node too (a no-op where the cancel already freed it).
-        state.calls.release(call_id);
-    }
-    Ok(())
 }
 
 async fn stream(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     ws.on_upgrade(move |socket| admit_stream(state, socket))
 }
 
-/// Waits for `start`, checks the call token it carries, and hands the stream to a session.
+/// Waits for `start`, then hands the stream, as a media transport, to the call layer with the
+/// call token `start` carries (the call layer refuses and closes it without a valid one).
 async fn admit_stream(state: AppState, mut socket: WebSocket) {
     let start = match tokio::time::timeout(START_TIMEOUT, wait_for_start(&mut socket)).await {
         Ok(Some(start)) => start,
@@ -213,20 +175,12 @@ async fn admit_stream(state: AppState, mut socket: WebSocket) {
             return;
         }
     };
-    let admitted = async {
-        let call_id = Id::parse(start.custom_parameters.get("callId")?).ok()?;
-        let token = start.custom_parameters.get("token")?;
-        let account_id =
-            call_sessions::consume_stream_token(&state.db, &call_id, token, state.clock.now()).await.ok().flatten()?;
-        Some((account_id, call_id))
-    }
-    .await;
-    let Some((account_id, call_id)) = admitted else {
+    let parameter = |name: &str| start.custom_parameters.get(name).map(String::as_str).unwrap_or_default();
+    let (call_id, token) = (parameter("callId").to_owned(), parameter("token").to_owned());
+    let transport = TwilioMedia::new(socket, &start.stream_sid);
+    if !legs::media_started(state, &call_id, &token, transport).await {
         tracing::warn!(stream = %start.stream_sid, "refused a media stream without a valid call token");
-        let _ = socket.send(Message::Close(None)).await;
-        return;
-    };
-    session::start(state, account_id, call_id, socket, start).await;
+    }
 }
 
 async fn wait_for_start(socket: &mut WebSocket) -> Option<StartMeta> {

@@ -1,0 +1,115 @@
+//! The carriers' one door into the call layer. A carrier adapter (Twilio's webhooks and media
+//! stream, the simulator, SIP next) reports what happened to a call leg here, and the session
+//! and dispatcher decide what it means for the call: its status, its slot, its stream token,
+//! its session. Adapters never reach into the dispatcher or the store themselves.
+
+use crate::app::AppState;
+use crate::domain::Id;
+use crate::domain::status::CallStatus;
+use crate::session::transport::MediaTransport;
+use crate::store::{StoreResult, call_sessions, calls};
+use crate::telephony::carrier::CarrierStatus;
+
+/// How long a stream token stays valid after it is handed out.
+pub const STREAM_TOKEN_TTL_SECS: i64 = 120;
+
+/// Which leg a report is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Leg<'a> {
+    /// Our call id (carried in the webhook URL we gave the carrier).
+    Call(&'a Id),
+    /// The carrier's own id for the leg (Twilio's `CallSid`).
+    Carrier { carrier: &'a str, id: &'a str },
+}
+
+/// The right to open a call's media stream: the call and its single-use token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamGrant {
+    pub call_id: Id,
+    pub token: String,
+}
+
+/// A carrier's report on a leg: the carrier's id for it and its machine-detection verdict are
+/// stored; a leg that ends before it was answered ends its call (an answered one is ended by
+/// its session when the media stops).
+pub async fn report_status(
+    state: &AppState,
+    leg: Leg<'_>,
+    carrier_call_id: Option<&str>,
+    report: CarrierStatus,
+) -> StoreResult<()> {
+    let call_id = match leg {
+        Leg::Call(id) => Some(id.clone()),
+        Leg::Carrier { carrier, id } => {
+            call_sessions::find_by_carrier_call(&state.db, carrier, id).await?.map(|(_, id)| id)
+        }
+    };
+    let Some(call_id) = call_id else { return Ok(()) };
+    let Some((account_id, _, _)) = call_sessions::leg(&state.db, &call_id).await? else { return Ok(()) };
+    if let Some(sid) = carrier_call_id {
+        call_sessions::set_carrier_call_id(&state.db, &call_id, sid, state.clock.now()).await?;
+    }
+    if let CarrierStatus::Answered { answered_by: Some(by) } = &report {
+        call_sessions::set_answered_by(&state.db, &call_id, by, state.clock.now()).await?;
+    }
+    let Some(call) = calls::get(&state.db, &account_id, &call_id).await? else { return Ok(()) };
+    if matches!(call.status, CallStatus::Ringing | CallStatus::Queued) && report.unanswered_end().is_some() {
+        super::dispatcher::end_unanswered(state, &call, report).await?;
+    } else if call.status == CallStatus::Cancelled && call.started_at.is_none() && report.unanswered_end().is_some() {
+        // Cancelled while ringing: the carrier confirms the leg is gone, so its slot is free
+        // on this node too (a no-op where the cancel already freed it).
+        state.calls.release(&call_id);
+    }
+    Ok(())
+}
+
+/// An inbound call from `from` to our number `to` on `carrier`: the call is created, ringing,
+/// and may open its media stream with the grant. `None` when `to` is not one of our numbers.
+pub async fn inbound_call(
+    state: &AppState,
+    carrier: &str,
+    to: &str,
+    from: &str,
+    carrier_call_id: &str,
+) -> StoreResult<Option<StreamGrant>> {
+    let Some(call) = super::inbound::create_inbound_call(state, to, from, carrier).await? else { return Ok(None) };
+    call_sessions::set_carrier_call_id(&state.db, &call.id, carrier_call_id, state.clock.now()).await?;
+    grant(state, &call.id).await.map(Some)
+}
+
+/// The callee of an outbound call answered: the leg may open its media stream with the grant.
+/// `None` for a call we have no leg for (not ours, or already closed).
+pub async fn outbound_answered(state: &AppState, call_id: &Id) -> StoreResult<Option<StreamGrant>> {
+    if call_sessions::leg(&state.db, call_id).await?.is_none() {
+        return Ok(None);
+    }
+    grant(state, call_id).await.map(Some)
+}
+
+async fn grant(state: &AppState, call_id: &Id) -> StoreResult<StreamGrant> {
+    let now = state.clock.now();
+    let expires = now.plus_seconds(STREAM_TOKEN_TTL_SECS);
+    let token = call_sessions::issue_stream_token(&state.db, call_id, expires, now).await?;
+    Ok(StreamGrant { call_id: call_id.clone(), token })
+}
+
+/// A leg's media started on `transport`, presenting `call_id` and `token`: if the token is the
+/// call's (single use, unexpired), its session runs the call to its end. Returns false when
+/// the stream was refused (and closed).
+pub async fn media_started<T: MediaTransport>(state: AppState, call_id: &str, token: &str, mut transport: T) -> bool {
+    let Ok(call_id) = Id::parse(call_id) else {
+        transport.close().await;
+        return false;
+    };
+    let now = state.clock.now();
+    let account_id = match call_sessions::consume_stream_token(&state.db, &call_id, token, now).await {
+        Ok(Some(account_id)) => account_id,
+        _ => {
+            let mut transport = transport;
+            transport.close().await;
+            return false;
+        }
+    };
+    super::start(state, account_id, call_id, transport).await;
+    true
+}
