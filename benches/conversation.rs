@@ -849,7 +849,9 @@ async fn run_level(app: &TestApp, files: &Path, n: usize, calls: &[usize]) -> an
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
-        .output()
+        // `output()` would capture stderr too, hiding the callers' progress.
+        .spawn()?
+        .wait_with_output()
         .await?;
     if !output.status.success() {
         bail!("the callers' process failed: {}", output.status);
