@@ -492,7 +492,8 @@ fn patterns() -> &'static Patterns {
             "by all means",
             "count me in",
             "sign me up",
-            "let us do|hear it",
+            "let us do|hear it|that|this",
+            "i|we would like that|it|one",
             "let us go|talk",
             "tell me more",
             "i|we am|are listening",
@@ -1012,6 +1013,9 @@ mod tests {
             "Now's a good time.",
             "No, okay, go ahead.",
             "Okay, make it quick.",
+            "Okay, let's do that.",
+            "Right, let's do this.",
+            "I'd like that.",
         ];
         check_readings(&yes.map(|t| (t, Answer::Yes, None)), Expect::YesNo);
     }

@@ -53,7 +53,8 @@ const OPEN_PREPOSITIONS: &[&str] = &["for", "at", "in", "on", "from", "by", "abo
 /// time do you", "Yes, I would, but", "... can you" without a question mark.
 const AUXILIARIES: &[&str] =
     &["do", "does", "did", "can", "could", "would", "will", "should", "are", "is", "am", "have", "has", "was", "were"];
-const SUBJECTS: &[&str] = &["you", "i", "we", "they", "he", "she", "it"];
+/// Not "it": after "do" it is an object ("Let's do it.", "I can do it.").
+const SUBJECTS: &[&str] = &["you", "i", "we", "they", "he", "she"];
 
 /// "that" after these introduces a clause: "I think that", "I'm sure that".
 const THAT_OPENERS: &[&str] =
@@ -72,6 +73,10 @@ const HUMS: &[&str] = &[
     "uh-huh", "uh huh", "uhhuh", "uh-hum", "mm-hmm", "mm hmm", "mm-hm", "mhm", "mmhmm", "mm", "hmm", "hm", "uh", "um",
     "ah", "oh", "aha", "ah-ha", "hm-hm",
 ];
+
+/// One-word transcripts a recogniser makes of a hum or a breath; said alone over a statement
+/// they ask for nothing.
+const MISHEARD_HUMS: &[&str] = &["and", "a", "an", "the", "i", "so", "in", "on", "it", "is", "to", "of", "hm", "mmm"];
 
 /// Lexical acknowledgements: a backchannel during a statement, but possibly an answer when the
 /// line is a question the caller has heard.
@@ -148,6 +153,12 @@ pub fn is_backchannel(text: &str, line_asks: bool) -> bool {
     if line_asks || words.len() > 3 {
         return false;
     }
+    // A hum heard as one small word ("Mm-hmm" comes back as "and"): no request in it.
+    if let [only] = words.as_slice()
+        && MISHEARD_HUMS.contains(&only.as_str())
+    {
+        return true;
+    }
     // "okay okay", "yeah, right": acknowledgements, possibly repeated, and hums around them.
     let rest: Vec<&str> = words.iter().map(String::as_str).filter(|w| !HUMS.contains(w)).collect();
     let joined = rest.join(" ");
@@ -209,6 +220,7 @@ mod tests {
             "Okay.",
             "Thank you.",
             "Yes, I do.",
+            "Okay, let's do it.",
             "What is it for?",
             "I don't want that.",
             "Can you?",
@@ -223,7 +235,7 @@ mod tests {
             assert!(is_backchannel(hum, true), "{hum}");
             assert!(is_backchannel(hum, false), "{hum}");
         }
-        for ack in ["Okay.", "Right.", "Yeah.", "Okay, okay.", "I see.", "Got it.", "oh okay", "Yeah, right.", "Uh-uh"]
+        for ack in ["Okay.", "Right.", "Yeah.", "Okay, okay.", "I see.", "Got it.", "oh okay", "Yeah, right.", "Uh-uh", "and", "The."]
         {
             assert!(is_backchannel(ack, false), "{ack}");
             assert!(!is_backchannel(ack, true), "{ack} may answer a question");
