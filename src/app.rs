@@ -72,6 +72,9 @@ impl AppState {
     }
 }
 
+/// Longest a `/v1` request may take, body upload included (a 50 MiB CSV import at 1 MB/s fits).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The OpenAPI document, rendered once.
 pub fn openapi_json() -> String {
     let (_, openapi) = api::v1_router().split_for_parts();
@@ -83,6 +86,15 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi.to_pretty_json().expect("the OpenAPI document serializes"));
     let v1 = v1
         .layer(from_fn_with_state(state.clone(), middleware::idempotency))
+        // A slow client (or a slow body) cannot hold a request open past this; the idempotency
+        // layer inside finishes a started request's work anyway.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(|_: tower::BoxError| async {
+                    api::error::ApiError::RequestTimeout { secs: REQUEST_TIMEOUT.as_secs() }
+                }))
+                .timeout(REQUEST_TIMEOUT),
+        )
         .layer(from_fn_with_state(state.clone(), middleware::rate_limit))
         .layer(from_fn_with_state(state.clone(), middleware::require_api_key));
     Router::new()
@@ -101,6 +113,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(health::route_not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(from_fn(middleware::track_metrics))
+        // A bug in one handler answers that request with a 500 instead of dropping the
+        // connection; the panic is logged where it happened.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(api::error::panic_response))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -152,14 +167,14 @@ impl App {
             Vec::new()
         };
         let router = router(self.state.clone());
-        let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        crate::serve::serve(self.listener, router, self.state.config.connections, shutdown).await;
         housekeeping.abort();
         relay.abort();
         for task in placing {
             task.abort();
         }
         self.state.db.close().await;
-        result.map_err(Into::into)
+        Ok(())
     }
 }
 

@@ -36,6 +36,7 @@ pub struct FileConfig {
     pub twilio_auth_token: Option<String>,
     pub twilio_caller_id: Option<String>,
     pub twilio_api_base: Option<String>,
+    pub quotas: Option<Quotas>,
 }
 
 impl FileConfig {
@@ -93,6 +94,31 @@ pub struct Config {
     /// (local development, tests).
     pub allow_insecure_webhooks: bool,
     pub telephony: TelephonyConfig,
+    /// Open connections and the header-read timeout (`serve`).
+    pub connections: crate::serve::ConnectionLimits,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    pub quotas: Quotas,
+}
+
+/// What one account may hold at once; past it, creating one more is a 409 `quota_exceeded`.
+/// Set in the config file's `[quotas]` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "snake_case")]
+pub struct Quotas {
+    /// API keys not revoked.
+    pub api_keys: i64,
+    pub webhook_endpoints: i64,
+    /// Campaigns scheduled, active or paused.
+    pub open_campaigns: i64,
+    /// Calls in `queued`, waiting for a line.
+    pub queued_calls: i64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas { api_keys: 50, webhook_endpoints: 20, open_campaigns: 100, queued_calls: 10_000 }
+    }
 }
 
 /// Twilio account credentials: with them the gateway places real calls and accepts
@@ -255,6 +281,9 @@ impl Config {
             rate_limit_per_minute: rate,
             allow_insecure_webhooks,
             telephony: TelephonyConfig::default(),
+            connections: crate::serve::ConnectionLimits::default(),
+            metrics_token: None,
+            quotas: file.quotas.unwrap_or_default(),
         })
     }
 
@@ -272,6 +301,9 @@ impl Config {
             allow_insecure_webhooks: false,
             // An embedded server for tests and benches of the REST API: calls stay as created.
             telephony: TelephonyConfig { dispatch_calls: false, ..TelephonyConfig::default() },
+            connections: crate::serve::ConnectionLimits::default(),
+            metrics_token: None,
+            quotas: Quotas::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! - `config`: layered configuration (flags, env, file), validated at start.
 //! - `app`: `AppState`, the router, start-up and graceful shutdown.
+//! - `serve`: the HTTP accept loop (connection cap, header-read timeout).
 //! - `api`: `/v1` handlers per resource, auth, rate limit, idempotency, errors, OpenAPI.
 //! - `store`: sqlx persistence, one module per aggregate; schema in `migrations/`.
 //! - `domain`: parsed newtypes (ids, E.164 phones, timestamps, schedules, statuses).
@@ -26,6 +27,7 @@ pub mod dialogue;
 pub mod domain;
 pub mod media;
 pub mod process;
+pub mod serve;
 pub mod session;
 pub mod speech;
 pub mod store;

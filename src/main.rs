@@ -81,6 +81,10 @@ enum Command {
         /// receivers (local development and tests).
         #[arg(long, env = "CALLCENTER_ALLOW_INSECURE_WEBHOOKS")]
         allow_insecure_webhooks: bool,
+        /// Require `Authorization: Bearer <token>` on /metrics (default: open, for a scraper
+        /// on a private network).
+        #[arg(long, env = "CALLCENTER_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
         #[command(flatten)]
         telephony: TelephonyFlags,
     },
@@ -229,7 +233,7 @@ async fn open(store: &StoreConfig) -> anyhow::Result<Db> {
 
 async fn run(command: Command, file: FileConfig) -> ExitCode {
     let result = match command {
-        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks, telephony } => {
+        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks, metrics_token, telephony } => {
             let store = match store_config(store, &file) {
                 Ok(s) => s,
                 Err(code) => return code,
@@ -239,6 +243,7 @@ async fn run(command: Command, file: FileConfig) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_error(e),
             };
+            config.metrics_token = metrics_token.filter(|t| !t.is_empty());
             let args = TelephonyArgs {
                 public_url: telephony.public_url,
                 models_dir: telephony.models_dir,

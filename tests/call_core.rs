@@ -514,3 +514,28 @@ fn a_transcript_that_never_comes_is_a_lost_answer() {
     let asked_again = sim.lines.iter().rfind(|l| l.text.contains(OFFER)).unwrap().text.clone();
     assert_ne!(asked_again, OFFER, "asked again with a word first: {asked_again}");
 }
+
+/// A carrier that stops sending audio (a dead peer, a stuck socket) cannot keep the call
+/// `in-progress` forever: after `media_idle_ms` without a frame the call ends, and says why.
+#[test]
+fn a_call_whose_media_stops_ends_with_the_reason() {
+    let script = Script::new(&offer_script(), None, |_| None).unwrap();
+    let t0 = Instant::now();
+    let mut core = CallCore::new(script, CoreConfig::default(), t0).unwrap();
+    core.handle(Input::Answered, t0);
+    let mut finished = None;
+    // Ticks keep coming (the session's timer), frames do not.
+    for frame in 1..=(12_000 / 20) {
+        core.handle(Input::Tick, t0 + TICK * frame);
+        while let Some(output) = core.poll() {
+            if let Output::Finished(result) = output {
+                finished.get_or_insert((frame, result));
+            }
+        }
+    }
+    let (frame, result) = finished.expect("the call ended");
+    assert_eq!(frame, 10_000 / 20, "ended at the idle limit");
+    assert_eq!(result.outcome, Outcome::Failed);
+    let notes = result.notes.unwrap_or_default();
+    assert!(notes.contains("no audio from the carrier for 10 s"), "{notes}");
+}

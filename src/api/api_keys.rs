@@ -75,6 +75,7 @@ async fn create_key(
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let name = body.name.map(|n| validate::optional_text("name", &n, 100)).transpose()?.flatten();
+    super::quota::check(&state, &who.account_id, crate::store::quotas::Held::ApiKeys).await?;
     let (record, secret) = accounts::create_key(&state.db, &who.account_id, name.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { key: record.into(), secret })))
 }

@@ -176,6 +176,7 @@ async fn create_call(
         scheduled_at: body.scheduled,
         caller_id,
     };
+    super::quota::check(&state, &who.account_id, crate::store::quotas::Held::QueuedCalls).await?;
     let call = calls::create(&state.db, &who.account_id, new).await?;
     // A call due now need not wait for the dispatcher's next poll.
     state.calls.wake.notify_one();

@@ -158,6 +158,7 @@ async fn create_campaign(
         schedule: body.schedule,
         call_settings,
     };
+    super::quota::check(&state, &who.account_id, crate::store::quotas::Held::OpenCampaigns).await?;
     match campaigns::create(&state.db, &who.account_id, new).await? {
         Ok(campaign) => {
             // A schedule that has already started dials without waiting for the next pass.

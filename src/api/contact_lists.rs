@@ -31,6 +31,10 @@ use crate::store::contacts::{self, Contact, ContactFields, ListFilter};
 
 /// The body limit of `POST /contact-lists/{id}/import` (JSON bodies keep theirs).
 pub const CSV_BODY_LIMIT: usize = 50 * 1024 * 1024;
+/// Columns an import's header row may have (the standard ones plus custom fields).
+pub const MAX_IMPORT_COLUMNS: usize = 100;
+/// Data rows one import may have; rows past it are not read (those before stay imported).
+pub const MAX_IMPORT_ROWS: u64 = 200_000;
 /// Rows written per transaction during an import.
 const IMPORT_BATCH: usize = 500;
 /// Row errors reported in an import response; more set `errorsTruncated`.
@@ -328,8 +332,9 @@ async fn remove_member(
 
 /// Import contacts from CSV into a list
 ///
-/// Send the file as the raw body with `Content-Type: text/csv` (UTF-8, up to 50 MiB;
-/// it is streamed, so 100 000 rows import in seconds). The first row is the header.
+/// Send the file as the raw body with `Content-Type: text/csv` (UTF-8, up to 50 MiB,
+/// 200 000 data rows and 100 columns, else a 413 `payload_too_large`; it is streamed, so
+/// 100 000 rows import in seconds). The first row is the header.
 /// Header names are matched case-insensitively: `name`, `phone` (required column,
 /// E.164), `email`, `company`, `tags` (several tags separated by `;`), `doNotCall` or
 /// `do_not_call` (`true`/`false`/`1`/`0`/`yes`/`no`, empty = false). Every other column
@@ -443,6 +448,12 @@ async fn read_rows<R: tokio::io::AsyncRead + Unpin + Send>(
     let mut record = ByteRecord::new();
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     while reader.read_byte_record(&mut record).await.map_err(read_error)? {
+        if result.total_rows == MAX_IMPORT_ROWS {
+            if !batch.is_empty() {
+                let _ = batches.send(batch).await;
+            }
+            return Err(ApiError::TooMany { what: "rows", limit: MAX_IMPORT_ROWS as usize });
+        }
         result.total_rows += 1;
         match columns.row(&record) {
             Ok(fields) => batch.push(fields),
@@ -492,7 +503,7 @@ fn is_blank(record: &ByteRecord) -> bool {
 }
 
 /// What a CSV column holds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Column {
     Name,
     Phone,
@@ -527,7 +538,11 @@ struct Columns(Vec<Column>);
 
 impl Columns {
     fn from_header(record: &ByteRecord) -> ApiResult<Columns> {
+        if record.len() > MAX_IMPORT_COLUMNS {
+            return Err(ApiError::TooMany { what: "columns", limit: MAX_IMPORT_COLUMNS });
+        }
         let mut columns = Vec::with_capacity(record.len());
+        let mut seen = std::collections::HashSet::with_capacity(record.len());
         for (i, raw) in record.iter().enumerate() {
             let text = std::str::from_utf8(raw)
                 .map_err(|_| ApiError::invalid("header", "the header row is not valid UTF-8"))?;
@@ -543,7 +558,7 @@ impl Columns {
                 "donotcall" | "do_not_call" => Column::DoNotCall,
                 _ => Column::Custom(text.to_owned()),
             };
-            if column != Column::Ignored && columns.contains(&column) {
+            if column != Column::Ignored && !seen.insert(column.clone()) {
                 return Err(ApiError::invalid(text, "the column appears more than once in the header row"));
             }
             columns.push(column);

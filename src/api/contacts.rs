@@ -73,6 +73,43 @@ pub struct ContactDetails {
     pub call_history: Vec<CallHistoryEntry>,
 }
 
+/// Custom fields a contact may hold, and their sizes.
+pub const MAX_CUSTOM_FIELDS: usize = 100;
+pub const MAX_CUSTOM_FIELD_NAME: usize = 100;
+/// Bytes of one field's value, as JSON.
+pub const MAX_CUSTOM_FIELD_VALUE: usize = 2048;
+/// Bytes of all of a contact's custom fields, as JSON.
+pub const MAX_CUSTOM_FIELDS_TOTAL: usize = 16 * 1024;
+
+/// Bounds a contact's `customFields` (count, name and value sizes, total size), for POST,
+/// PATCH and CSV rows alike.
+pub fn custom_fields_checked(fields: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    if fields.len() > MAX_CUSTOM_FIELDS {
+        return Err(ApiError::invalid("customFields", format!("at most {MAX_CUSTOM_FIELDS} fields")));
+    }
+    let mut total = 0;
+    for (name, value) in &fields {
+        if name.trim().is_empty() || name.chars().count() > MAX_CUSTOM_FIELD_NAME {
+            return Err(ApiError::invalid(
+                "customFields",
+                format!("field names must be 1 to {MAX_CUSTOM_FIELD_NAME} characters"),
+            ));
+        }
+        let size = value.to_string().len();
+        if size > MAX_CUSTOM_FIELD_VALUE {
+            return Err(ApiError::invalid(
+                format!("customFields.{name}"),
+                format!("at most {MAX_CUSTOM_FIELD_VALUE} bytes as JSON"),
+            ));
+        }
+        total += name.len() + size;
+    }
+    if total > MAX_CUSTOM_FIELDS_TOTAL {
+        return Err(ApiError::invalid("customFields", format!("at most {MAX_CUSTOM_FIELDS_TOTAL} bytes in all")));
+    }
+    Ok(fields)
+}
+
 /// Validates contact fields as given in JSON or a CSV row.
 pub fn validate_fields(
     name: &str,
@@ -88,9 +125,7 @@ pub fn validate_fields(
     let email = email.map(|e| validate::email("email", e)).transpose()?.flatten();
     let company = company.map(|c| validate::optional_text("company", c, 200)).transpose()?.flatten();
     let tags = validate::tags("tags", tags)?;
-    if custom_fields.len() > 100 {
-        return Err(ApiError::invalid("customFields", "at most 100 fields"));
-    }
+    let custom_fields = custom_fields_checked(custom_fields)?;
     Ok(ContactFields { name, phone, email, company, tags, custom_fields, do_not_call })
 }
 
@@ -175,7 +210,7 @@ async fn update_contact(
             .map(|c| c.map(|c| validate::optional_text("company", &c, 200)).transpose().map(Option::flatten))
             .transpose()?,
         tags: body.tags.map(|t| validate::tags("tags", t)).transpose()?,
-        custom_fields: body.custom_fields,
+        custom_fields: body.custom_fields.map(custom_fields_checked).transpose()?,
         do_not_call: body.do_not_call,
     };
     let contact =

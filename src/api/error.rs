@@ -36,12 +36,20 @@ pub enum ApiError {
     RateLimited { limit: u32, retry_after_secs: u64 },
     #[error("Request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// A body within the byte limit that holds more of something than one request may
+    /// (`what`: "rows", "columns").
+    #[error("Request body has more than {limit} {what}")]
+    TooMany { what: &'static str, limit: usize },
     #[error("Content-Type must be {expected}")]
     UnsupportedMediaType { expected: &'static str },
     #[error("Idempotency-Key '{key}' was already used with a different request")]
     IdempotencyKeyReused { key: String },
     #[error("A request with Idempotency-Key '{key}' is still being processed")]
     IdempotencyKeyInFlight { key: String },
+    #[error("Your account may hold at most {limit} {what}")]
+    QuotaExceeded { what: &'static str, limit: i64 },
+    #[error("The request took longer than {secs} s")]
+    RequestTimeout { secs: u64 },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -96,11 +104,14 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Conflict { .. } | ApiError::IdempotencyKeyInFlight { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::IdempotencyKeyInFlight { .. } | ApiError::QuotaExceeded { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooMany { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,10 +127,12 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Conflict { .. } => "conflict",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::TooMany { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             ApiError::IdempotencyKeyInFlight { .. } => "idempotency_key_in_use",
+            ApiError::RequestTimeout { .. } => "request_timeout",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -141,6 +154,8 @@ impl ApiError {
                 json!({"limit": limit, "retryAfter": retry_after_secs})
             }
             ApiError::PayloadTooLarge { limit } => json!({"limit": limit}),
+            ApiError::TooMany { what, limit } => json!({"limit": limit, "of": what}),
+            ApiError::QuotaExceeded { what, limit } => json!({"limit": limit, "of": what}),
             _ => json!({}),
         }
     }
@@ -171,6 +186,11 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The response to a request whose handler panicked: the spec's 500, not a dropped connection.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+}
+
 /// The error responses every `/v1` operation may return, for the OpenAPI document.
 #[allow(dead_code)]
 #[derive(utoipa::IntoResponses)]
@@ -181,7 +201,10 @@ pub enum ErrorResponses {
     Unauthorized(ErrorBody),
     #[response(status = 404, description = "Resource not found (code `not_found`)")]
     NotFound(ErrorBody),
-    #[response(status = 409, description = "Conflict with the resource's state (code `conflict`)")]
+    #[response(
+        status = 409,
+        description = "Conflict with the resource's state (code `conflict`), or an account quota reached (code `quota_exceeded`; `details.of` and `details.limit` say which)"
+    )]
     Conflict(ErrorBody),
     #[response(status = 413, description = "Request body too large (code `payload_too_large`)")]
     PayloadTooLarge(ErrorBody),
@@ -192,6 +215,8 @@ pub enum ErrorResponses {
         description = "Idempotency-Key reused with another request (code `idempotency_key_reused`)"
     )]
     IdempotencyKeyReused(ErrorBody),
+    #[response(status = 408, description = "The request took longer than 60 s (code `request_timeout`)")]
+    RequestTimeout(ErrorBody),
     #[response(status = 429, description = "Rate limit exceeded (code `rate_limited`); see `Retry-After`")]
     RateLimited(ErrorBody),
     #[response(status = 500, description = "Something went wrong on our end")]

@@ -2,7 +2,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::ApiError;
@@ -22,11 +22,22 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = state.config.metrics_token.as_deref() {
+        use subtle::ConstantTimeEq;
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(presented.trim().as_bytes().ct_eq(token.as_bytes())) {
+            return ApiError::Unauthorized("Missing or invalid bearer token for /metrics").into_response();
+        }
+    }
     if let Some(kib) = crate::process::resident_kib() {
         metrics::gauge!("process_resident_memory_bytes").set((kib * 1024) as f64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 pub async fn route_not_found(req: Request) -> ApiError {

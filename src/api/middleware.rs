@@ -160,26 +160,37 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Ok(Claim::Claimed) => {}
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    // The request runs to its end in its own task: a client that hangs up mid-request would
+    // otherwise drop it between its writes and the key's result, leaving the key "in flight"
+    // for 24 h (every retry a 409) or the work half-recorded. Now its retry gets the replay.
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let (db, account_id, claimed) = (state.db.clone(), principal.account_id.clone(), key.clone());
+    let work = tokio::spawn(async move { run_and_record(&db, &account_id, &claimed, next, request).await });
+    match work.await {
+        Ok(response) => response,
+        Err(e) => {
+            // The handler panicked: the key is free for a retry.
+            let _ = idempotency::release(&state.db, &principal.account_id, &key).await;
+            ApiError::Internal(anyhow::anyhow!("request task failed: {e}")).into_response()
+        }
+    }
+}
+
+/// Runs a claimed request and stores its result under the key (2xx), or frees the key.
+async fn run_and_record(db: &crate::store::Db, account_id: &Id, key: &str, next: Next, request: Request) -> Response {
+    let response = next.run(request).await;
     let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            let _ = idempotency::release(&state.db, &principal.account_id, &key).await;
+            let _ = idempotency::release(db, account_id, key).await;
             return ApiError::Internal(anyhow::anyhow!("reading response body: {e}")).into_response();
         }
     };
     let outcome = if parts.status.is_success() {
-        idempotency::complete(
-            &state.db,
-            &principal.account_id,
-            &key,
-            parts.status.as_u16(),
-            &String::from_utf8_lossy(&bytes),
-        )
-        .await
+        idempotency::complete(db, account_id, key, parts.status.as_u16(), &String::from_utf8_lossy(&bytes)).await
     } else {
-        idempotency::release(&state.db, &principal.account_id, &key).await
+        idempotency::release(db, account_id, key).await
     };
     if let Err(e) = outcome {
         tracing::error!(error = %e, "could not record idempotency result");

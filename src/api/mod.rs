@@ -15,6 +15,7 @@ pub mod health;
 pub mod middleware;
 pub mod pagination;
 pub mod phone_numbers;
+pub mod quota;
 pub mod templates;
 pub mod validate;
 pub mod webhooks;

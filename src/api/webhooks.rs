@@ -144,6 +144,7 @@ async fn create_endpoint(
     let events = validate_events(body.events)?;
     let description = body.description.map(|d| validate::optional_text("description", &d, 500)).transpose()?.flatten();
     let new = NewEndpoint { url, description, events, enabled: body.enabled };
+    super::quota::check(&state, &who.account_id, crate::store::quotas::Held::WebhookEndpoints).await?;
     let (endpoint, secret) = store::create(&state.db, &who.account_id, new, state.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(CreatedWebhook { endpoint, secret })))
 }

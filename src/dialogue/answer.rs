@@ -418,6 +418,8 @@ fn patterns() -> &'static Patterns {
             "not ~ call|ring|phone|contact ~ any more",
             "^ do not call|ring|phone me|us? $",
             "no more calls|calling",
+            // "I don't want any more calls", "we do not need your calls"
+            "do not want|need ~ calls|calling",
             "do not call list|lists|registry|register",
             "no call list",
             "dnc list?",
@@ -791,6 +793,8 @@ mod tests {
             "Take me off your list.",
             "Take me off your calling list.",
             "Put me on your do not call list.",
+            "I don't want any more calls from you.",
+            "We do not need your calls.",
             "Do not call me again.",
             "Don't call me again.",
             "Don't ever call me.",

@@ -56,8 +56,8 @@ pub struct DialogueConfig {
     pub greeting_timeout: Duration,
     /// Transcripts below this confidence are unclear (an opt-out is honoured anyway).
     pub min_confidence: f32,
-    /// A yes or no transcribed below this confidence (but above `min_confidence`) is
-    /// confirmed before it counts, like a hedged one.
+    /// A yes transcribed below this confidence (but above `min_confidence`) is confirmed
+    /// before it counts, like a hedged one.
     pub confirm_confidence: f32,
     /// Re-prompts per step for unclear answers or silence.
     pub max_reprompts: u32,
@@ -624,12 +624,15 @@ impl Dialogue {
     /// The turn's reading, with the recogniser's own confidence folded in.
     fn read(&self, text: &str, confidence: f32, i: usize, purpose: Purpose) -> Reading {
         let reading = answer::read(text, self.expect(i, purpose));
-        let yes_or_no = matches!(reading.answer, Answer::Yes | Answer::No);
         if reading.answer == Answer::OptOut {
             reading
         } else if confidence < self.config.min_confidence {
             Reading::clear(Answer::Unclear)
-        } else if yes_or_no && reading.doubt.is_none() && confidence < self.config.confirm_confidence {
+        } else if reading.answer == Answer::Yes && reading.doubt.is_none() && confidence < self.config.confirm_confidence
+        {
+            // Only a yes is confirmed for a shaky transcript: a misheard refusal taken as a yes
+            // books a sale nobody agreed to; a plain "no" heard without confidence costs a
+            // question more if it is confirmed, and nothing if it is not.
             Reading { doubt: Some(Doubt::LowConfidence), ..reading }
         } else {
             reading

@@ -11,8 +11,17 @@ use jiff::tz::TimeZone;
 pub struct Timestamp(jiff::Timestamp);
 
 #[derive(Debug, thiserror::Error)]
-#[error("must be an ISO 8601 date (YYYY-MM-DD) or an RFC 3339 date-time (e.g. 2025-05-20T15:30:00Z)")]
-pub struct InvalidTimestamp;
+pub enum InvalidTimestamp {
+    #[error("must be an ISO 8601 date (YYYY-MM-DD) or an RFC 3339 date-time (e.g. 2025-05-20T15:30:00Z)")]
+    Format,
+    /// Arithmetic near jiff's limits (year 9999) would overflow; no call center date is there.
+    #[error("must be between {MIN_YEAR}-01-01 and {MAX_YEAR}-12-31")]
+    OutOfRange,
+}
+
+/// The years a timestamp from a client may fall in.
+pub const MIN_YEAR: i16 = 1900;
+pub const MAX_YEAR: i16 = 2999;
 
 /// Whether a bare date given as a range bound means the start or the end of that day.
 #[derive(Clone, Copy, Debug)]
@@ -36,16 +45,26 @@ impl Timestamp {
 
     /// Parses an RFC 3339 date-time (any offset, normalised to UTC).
     pub fn parse(s: &str) -> Result<Timestamp, InvalidTimestamp> {
-        s.trim().parse::<jiff::Timestamp>().map(Timestamp).map_err(|_| InvalidTimestamp)
+        let ts = s.trim().parse::<jiff::Timestamp>().map_err(|_| InvalidTimestamp::Format)?;
+        let year = ts.to_zoned(TimeZone::UTC).year();
+        if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+            return Err(InvalidTimestamp::OutOfRange);
+        }
+        Ok(Timestamp(ts))
     }
 
     /// Parses a date-time or a bare `YYYY-MM-DD` date (UTC), as query filters accept.
     pub fn parse_bound(s: &str, bound: DayBound) -> Result<Timestamp, InvalidTimestamp> {
-        if let Ok(ts) = Timestamp::parse(s) {
-            return Ok(ts);
+        match Timestamp::parse(s) {
+            Ok(ts) => return Ok(ts),
+            Err(InvalidTimestamp::OutOfRange) => return Err(InvalidTimestamp::OutOfRange),
+            Err(InvalidTimestamp::Format) => {}
         }
-        let date: Date = s.trim().parse().map_err(|_| InvalidTimestamp)?;
-        let start = date.to_zoned(TimeZone::UTC).map_err(|_| InvalidTimestamp)?.timestamp();
+        let date: Date = s.trim().parse().map_err(|_| InvalidTimestamp::Format)?;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&date.year()) {
+            return Err(InvalidTimestamp::OutOfRange);
+        }
+        let start = date.to_zoned(TimeZone::UTC).map_err(|_| InvalidTimestamp::Format)?.timestamp();
         Ok(match bound {
             DayBound::Start => Timestamp(start),
             DayBound::End => Timestamp(start + jiff::SignedDuration::from_micros(86_400_000_000 - 1)),
@@ -121,5 +140,13 @@ mod tests {
         assert_eq!(end.to_db(), "2025-05-01T23:59:59.999999Z");
         assert!(Timestamp::parse_bound("yesterday", DayBound::Start).is_err());
         assert!(Timestamp::parse_bound("2025-13-01", DayBound::Start).is_err());
+        // Near jiff's limits the day's end and later arithmetic would overflow.
+        for far in ["9999-12-30", "9999-12-31", "3000-01-01", "1899-12-31", "9999-12-30T00:00:00Z"] {
+            assert!(
+                matches!(Timestamp::parse_bound(far, DayBound::End), Err(InvalidTimestamp::OutOfRange)),
+                "{far}"
+            );
+        }
+        assert!(Timestamp::parse_bound("2999-12-31", DayBound::End).is_ok());
     }
 }

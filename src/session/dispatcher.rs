@@ -57,6 +57,11 @@ pub async fn recover_orphans(state: &AppState) -> Result<usize, crate::store::St
             .await?;
     let mut closed = 0;
     for orphan in orphans {
+        // A session alive on this node is no orphan, whatever its heartbeat says (a write
+        // that lagged behind a busy database).
+        if state.calls.runs_here(&orphan.id) {
+            continue;
+        }
         let Some(call) = calls::get(&state.db, &orphan.account_id, &orphan.id).await? else { continue };
         if call.status == CallStatus::Ringing {
             let reason = "neither the carrier nor the gateway reported on the ringing call".to_owned();

@@ -43,21 +43,32 @@ pub async fn run_call<T: MediaTransport>(
     };
     let core = CallCore::new(setup.script.clone(), config, started.into_std())?;
     let relative_path = PathBuf::from("recordings").join(format!("{}.wav", setup.call.id));
-    let recording = CallRecording::create(&state.config.store.data_dir.join(&relative_path))?;
+    let recording = CallRecording::create(&state.config.store.data_dir.join(&relative_path));
     let mut call = CallIo::new(state, engine, &setup, transport, recording)?;
     let span = tracing::info_span!("call", id = %setup.call.id);
     let result = call.converse(core, started).instrument(span).await?;
 
-    let recorded = call.recording.finish()?;
+    let recorded = call.recording.finish();
     let stats = call.transport.stats();
     metrics::counter!("media_chunks_lost_total").increment(stats.frames_lost);
     metrics::counter!("media_chunks_late_total").increment(stats.frames_late);
     // The live copy must not land after the final one.
     let turns = call.transcript.finish().await;
-    let recording = RecordingFile {
-        path: relative_path.to_string_lossy().into_owned(),
-        bytes: recorded.bytes,
-        duration_ms: recorded.duration_ms,
+    let mut result = result;
+    let recording = match recorded {
+        Ok(recorded) => Some(RecordingFile {
+            path: relative_path.to_string_lossy().into_owned(),
+            bytes: recorded.bytes,
+            duration_ms: recorded.duration_ms,
+        }),
+        Err(reason) => {
+            let said = format!("The recording failed ({reason}); the transcript was kept.");
+            result.notes = Some(match result.notes.take() {
+                Some(notes) => format!("{notes} {said}"),
+                None => said,
+            });
+            None
+        }
     };
     store_call(state, &setup, result, answered_at, turns, recording).await
 }
@@ -137,7 +148,7 @@ impl<'a, T: MediaTransport> CallIo<'a, T> {
                     core.handle(Input::Cancelled, Instant::now().into_std());
                 }
             }
-            self.recording.write_paired()?;
+            self.recording.write_paired();
         }
     }
 
@@ -255,7 +266,7 @@ async fn store_call(
     result: CallResult,
     answered_at: Timestamp,
     turns: Vec<Turn>,
-    recording: RecordingFile,
+    recording: Option<RecordingFile>,
 ) -> Result<(), SessionError> {
     let ended_at = state.clock.now();
     let duration = ended_at.seconds_since(answered_at).max(0);
@@ -279,10 +290,10 @@ async fn store_call(
         notes: result.notes,
         ended_at,
         duration: Some(duration),
-        recording_url: Some(format!("{base}/v1/calls/{}/recording", setup.call.id)),
+        recording_url: recording.as_ref().map(|_| format!("{base}/v1/calls/{}/recording", setup.call.id)),
         transcript_url: Some(format!("{base}/v1/calls/{}/transcript", setup.call.id)),
     };
-    let artifacts = Artifacts { transcript: Some(turns), recording: Some(recording) };
+    let artifacts = Artifacts { transcript: Some(turns), recording };
     metrics::counter!("calls_ended_total", "status" => status.as_str(), "outcome" => outcome.as_str()).increment(1);
     calls::finish(&state.db, &setup.account_id, &setup.call.id, end, artifacts).await?;
     state.relay.wake();

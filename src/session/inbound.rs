@@ -32,8 +32,7 @@ pub async fn create_inbound_call(state: &AppState, to: &str, from: &str, carrier
     };
     let call = calls::create(&state.db, &account_id, new).await?;
     call_sessions::open_leg(&state.db, &account_id, &call.id, carrier, state.clock.now()).await?;
-    // Inbound calls are answered even when every slot is taken: the caller is already on
-    // the line, so the slot count may briefly exceed the limit.
-    let _ = state.calls.try_hold(&call.id);
+    // The call's slot is taken by the carrier's door (`legs::inbound_call`), which answers
+    // busy when there is none.
     Ok(Some(call))
 }

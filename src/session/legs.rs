@@ -5,7 +5,7 @@
 
 use crate::app::AppState;
 use crate::domain::Id;
-use crate::domain::status::CallStatus;
+use crate::domain::status::{CallStatus, Outcome};
 use crate::session::transport::MediaTransport;
 use crate::store::{StoreResult, call_sessions, calls};
 use crate::telephony::carrier::CarrierStatus;
@@ -63,34 +63,76 @@ pub async fn report_status(
     Ok(())
 }
 
-/// An inbound call from `from` to our number `to` on `carrier`: the call is created, ringing,
-/// and may open its media stream with the grant. `None` when `to` is not one of our numbers.
+/// What to tell the carrier about an inbound call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundAnswer {
+    /// The call is created, ringing, and may open its media stream with the grant.
+    Connect(StreamGrant),
+    /// `to` is not one of our numbers.
+    NotOurs,
+    /// Every call slot of this node is taken: the carrier should answer busy.
+    Busy,
+    /// The carrier's id for the leg is already known: a replayed webhook (Twilio's signatures
+    /// carry no timestamp), which must not ring a second call or take a second slot.
+    Replayed,
+}
+
+/// An inbound call from `from` to our number `to` on `carrier`. It is admitted under the
+/// node's call limit like any other call.
 pub async fn inbound_call(
     state: &AppState,
     carrier: &str,
     to: &str,
     from: &str,
     carrier_call_id: &str,
-) -> StoreResult<Option<StreamGrant>> {
-    let Some(call) = super::inbound::create_inbound_call(state, to, from, carrier).await? else { return Ok(None) };
-    call_sessions::set_carrier_call_id(&state.db, &call.id, carrier_call_id, state.clock.now()).await?;
-    grant(state, &call.id).await.map(Some)
+) -> StoreResult<InboundAnswer> {
+    if call_sessions::find_by_carrier_call(&state.db, carrier, carrier_call_id).await?.is_some() {
+        return Ok(InboundAnswer::Replayed);
+    }
+    if state.calls.free_slots() == 0 {
+        return Ok(InboundAnswer::Busy);
+    }
+    let Some(call) = super::inbound::create_inbound_call(state, to, from, carrier).await? else {
+        return Ok(InboundAnswer::NotOurs);
+    };
+    // The unique (carrier, carrier_call_id) index settles two replays that raced past the check.
+    if let Err(error) = call_sessions::set_carrier_call_id(&state.db, &call.id, carrier_call_id, state.clock.now()).await {
+        let notes = format!("A second webhook for carrier call {carrier_call_id} was refused.");
+        super::dispatcher::finish_without_audio(state, &call.account_id, &call.id, CallStatus::Failed, Outcome::Failed, notes)
+            .await?;
+        return match call_sessions::find_by_carrier_call(&state.db, carrier, carrier_call_id).await? {
+            Some(_) => Ok(InboundAnswer::Replayed),
+            None => Err(error),
+        };
+    }
+    if !state.calls.try_hold(&call.id) {
+        // Another call took the last slot since the check above.
+        let notes = "Every line of this gateway was in use; the caller was answered busy.".to_owned();
+        super::dispatcher::finish_without_audio(state, &call.account_id, &call.id, CallStatus::Failed, Outcome::Busy, notes)
+            .await?;
+        return Ok(InboundAnswer::Busy);
+    }
+    Ok(match grant(state, &call.id).await? {
+        Some(grant) => InboundAnswer::Connect(grant),
+        None => InboundAnswer::Replayed,
+    })
 }
 
 /// The callee of an outbound call answered: the leg may open its media stream with the grant.
-/// `None` for a call we have no leg for (not ours, or already closed).
+/// `None` for a call we have no leg for (not ours, or already closed), or whose grant was
+/// already handed out (a replayed webhook).
 pub async fn outbound_answered(state: &AppState, call_id: &Id) -> StoreResult<Option<StreamGrant>> {
     if call_sessions::leg(&state.db, call_id).await?.is_none() {
         return Ok(None);
     }
-    grant(state, call_id).await.map(Some)
+    grant(state, call_id).await
 }
 
-async fn grant(state: &AppState, call_id: &Id) -> StoreResult<StreamGrant> {
+async fn grant(state: &AppState, call_id: &Id) -> StoreResult<Option<StreamGrant>> {
     let now = state.clock.now();
     let expires = now.plus_seconds(STREAM_TOKEN_TTL_SECS);
     let token = call_sessions::issue_stream_token(&state.db, call_id, expires, now).await?;
-    Ok(StreamGrant { call_id: call_id.clone(), token })
+    Ok(token.map(|token| StreamGrant { call_id: call_id.clone(), token }))
 }
 
 /// A leg's media started on `transport`, presenting `call_id` and `token`: if the token is the

@@ -29,6 +29,69 @@ pub struct CallRuntime {
     pub wake: Notify,
     pub simulator: SimulatorCarrier,
     pub twilio: Option<TwilioCarrier>,
+    /// Media streams connected but not yet admitted (no valid `start` yet): anyone on the
+    /// internet can open one, so they are capped.
+    pub unadmitted_streams: Arc<StreamGate>,
+}
+
+/// Media streams that may wait for their `start` at once; a real stream sends it within
+/// milliseconds, so this only bites a flood of sockets that never do.
+pub const UNADMITTED_STREAMS: usize = 64;
+/// The same, from one peer address (a proxy in front counts as one peer).
+pub const UNADMITTED_STREAMS_PER_PEER: usize = 16;
+
+/// Caps streams waiting for their `start`, in all and per peer address.
+#[derive(Debug)]
+pub struct StreamGate {
+    all: Arc<Semaphore>,
+    per_peer: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// A place among the waiting streams, given back when dropped.
+#[derive(Debug)]
+pub struct StreamPass {
+    gate: Arc<StreamGate>,
+    peer: Option<std::net::IpAddr>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl StreamGate {
+    pub fn new() -> StreamGate {
+        StreamGate { all: Arc::new(Semaphore::new(UNADMITTED_STREAMS)), per_peer: Mutex::new(HashMap::new()) }
+    }
+
+    /// A place for one more waiting stream from `peer`, if both caps allow it.
+    pub fn enter(self: &Arc<Self>, peer: Option<std::net::IpAddr>) -> Option<StreamPass> {
+        let place = self.all.clone().try_acquire_owned().ok()?;
+        if let Some(ip) = peer {
+            let mut per_peer = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = per_peer.entry(ip).or_insert(0);
+            if *waiting >= UNADMITTED_STREAMS_PER_PEER {
+                return None;
+            }
+            *waiting += 1;
+        }
+        Some(StreamPass { gate: self.clone(), peer, _place: place })
+    }
+}
+
+impl Default for StreamGate {
+    fn default() -> Self {
+        StreamGate::new()
+    }
+}
+
+impl Drop for StreamPass {
+    fn drop(&mut self) {
+        let Some(ip) = self.peer else { return };
+        let mut per_peer = self.gate.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiting) = per_peer.get_mut(&ip) {
+            *waiting -= 1;
+            if *waiting == 0 {
+                per_peer.remove(&ip);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CallRuntime {
@@ -55,6 +118,7 @@ impl CallRuntime {
             wake: Notify::new(),
             simulator: SimulatorCarrier,
             twilio,
+            unadmitted_streams: Arc::new(StreamGate::new()),
         }
     }
 
@@ -142,6 +206,11 @@ impl CallRuntime {
             }
             None => false,
         }
+    }
+
+    /// Whether `call`'s session runs on this node now.
+    pub fn runs_here(&self, call: &Id) -> bool {
+        self.hang_ups.lock().unwrap_or_else(|e| e.into_inner()).contains_key(call)
     }
 
     /// Calls holding a slot on this node.

@@ -174,19 +174,28 @@ pub async fn leg(db: &Db, call_id: &Id) -> StoreResult<Option<(Id, String, Optio
 
 /// Mints the single-use token that admits the call's media stream (kept as a hash), valid
 /// until `expires_at`; a new token replaces an unused older one.
-pub async fn issue_stream_token(db: &Db, call_id: &Id, expires_at: Timestamp, now: Timestamp) -> StoreResult<String> {
+/// Hands out the leg's media stream token: `None` when it already had one (a replayed
+/// webhook), so the token Twilio holds is never replaced.
+pub async fn issue_stream_token(
+    db: &Db,
+    call_id: &Id,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> StoreResult<Option<String>> {
     // Ids are guessable (time + counter); a token is 256 random bits.
     let token = hex::encode(rand::random::<[u8; 32]>());
-    sqlx::query(
-        "UPDATE call_legs SET stream_token_hash = $1, stream_token_expires_at = $2, updated_at = $3 WHERE call_id = $4",
+    let issued = sqlx::query(
+        "UPDATE call_legs SET stream_token_hash = $1, stream_token_expires_at = $2, stream_token_issued_at = $3, \
+         updated_at = $3 WHERE call_id = $4 AND stream_token_issued_at IS NULL",
     )
     .bind(token_hash(&token))
     .bind(expires_at.to_db())
     .bind(now.to_db())
     .bind(call_id.as_str())
     .execute(&db.write)
-    .await?;
-    Ok(token)
+    .await?
+    .rows_affected();
+    Ok((issued == 1).then_some(token))
 }
 
 pub async fn set_carrier_call_id(db: &Db, call_id: &Id, carrier_call_id: &str, now: Timestamp) -> StoreResult<()> {

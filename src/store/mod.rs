@@ -15,6 +15,7 @@ pub mod contact_lists;
 pub mod contacts;
 pub mod idempotency;
 pub mod phone_numbers;
+pub mod quotas;
 pub mod templates;
 pub mod webhooks;
 
@@ -67,6 +68,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "call sessions", include_str!("../../migrations/0005_call_sessions.sql")),
     (6, "call heartbeat", include_str!("../../migrations/0006_call_heartbeat.sql")),
     (7, "campaign dialer", include_str!("../../migrations/0007_campaign_dialer.sql")),
+    (8, "stream token once", include_str!("../../migrations/0008_stream_token_once.sql")),
 ];
 
 pub fn migrator() -> Migrator {

@@ -14,7 +14,8 @@ pub enum UrlRejected {
     Scheme,
     #[error("must not contain credentials")]
     Credentials,
-    #[error("resolves to a private, loopback, link-local or otherwise internal address ({0})")]
+    /// The address stays out of the message: it would tell a client what our resolver sees.
+    #[error("resolves to a private, loopback, link-local or otherwise internal address")]
     InternalAddress(IpAddr),
     #[error("does not resolve to any address")]
     Unresolvable,

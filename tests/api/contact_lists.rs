@@ -466,6 +466,37 @@ async fn import_errors_are_capped(b: Backend) {
     assert_eq!(r.body["errorsTruncated"], true);
 }
 
+/// A header of 100 000 columns (0.7 MB) once froze every runtime thread for seconds (a
+/// quadratic duplicate check): now it is refused at once, and the server keeps answering.
+async fn import_column_flood_is_refused_and_the_server_stays_responsive(b: Backend) {
+    let app = spawn_app(b).await;
+    let list = new_list(&app, json!({"name": "Flood"})).await;
+    let header: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+    let csv = format!("phone,{}\n+15550600001{}\n", header.join(","), ",x".repeat(100_000));
+    let (a, b2) = (csv.clone(), csv);
+    let floods = tokio::join!(import(&app, &list, a), import(&app, &list, b2), async {
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..20 {
+            let started = std::time::Instant::now();
+            let r = app.get("/healthz").await;
+            assert_eq!(r.status, 200);
+            slowest = slowest.max(started.elapsed());
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        slowest
+    });
+    for r in [&floods.0, &floods.1] {
+        assert_eq!(r.status, 413, "{}", r.body);
+        assert_eq!(r.error_code(), "payload_too_large");
+        assert_eq!(r.body["error"]["details"], json!({"limit": 100, "of": "columns"}));
+    }
+    // A frozen runtime took 12 s here; the bound is loose for a busy test machine.
+    assert!(floods.2 < std::time::Duration::from_millis(500), "/healthz took {:?}", floods.2);
+    let header: Vec<String> = (0..99).map(|i| format!("c{i}")).collect();
+    let r = import(&app, &list, format!("phone,{}\n+15550600001{}\n", header.join(","), ",x".repeat(99))).await;
+    assert_eq!(r.status, 200, "100 columns are allowed: {}", r.body);
+}
+
 async fn import_20000_rows(b: Backend) {
     let app = spawn_app(b).await;
     let list = new_list(&app, json!({"name": "Big"})).await;
@@ -500,5 +531,6 @@ both_backends!(
     reimport_updates_by_phone,
     import_request_errors,
     import_errors_are_capped,
+    import_column_flood_is_refused_and_the_server_stays_responsive,
     import_20000_rows,
 );

@@ -119,6 +119,18 @@ async fn update_and_delete_contact(b: Backend) {
     assert_eq!(app.get("/v1/contacts?tag=former").await.body["pagination"]["total"], 1);
     let r = app.patch(&format!("/v1/contacts/{id}"), json!({"phone": "12"})).await;
     assert_eq!(r.status, 400);
+    // A PATCH is held to what a POST is: custom fields are bounded in count and size.
+    let many: serde_json::Map<String, serde_json::Value> = (0..101).map(|i| (format!("f{i}"), json!("x"))).collect();
+    let huge = json!({"notes": "x".repeat(5000)});
+    for fields in [serde_json::Value::Object(many), huge] {
+        for r in [
+            app.patch(&format!("/v1/contacts/{id}"), json!({"customFields": fields.clone()})).await,
+            app.post("/v1/contacts", json!({"name": "B", "phone": "+15551234999", "customFields": fields})).await,
+        ] {
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert!(r.body["error"]["details"]["field"].as_str().unwrap().starts_with("customFields"), "{}", r.body);
+        }
+    }
     let r = app.delete(&format!("/v1/contacts/{id}")).await;
     assert_eq!(r.status, 204);
     let r = app.get(&format!("/v1/contacts/{id}")).await;

@@ -1,6 +1,8 @@
 //! Cross-cutting behaviour: auth, rate limit, idempotency, error shapes for
 //! unknown routes and methods, health, metrics and the OpenAPI document.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -154,6 +156,98 @@ async fn health_ready_and_metrics(b: Backend) {
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
 }
 
+/// With `--metrics-token`, `/metrics` answers only a scraper that presents it.
+async fn metrics_behind_a_bearer_token(b: Backend) {
+    let app = spawn_app_with(b, |c| c.metrics_token = Some("scrape-secret".into())).await;
+    let url = format!("{}/metrics", app.base);
+    for auth in [None, Some("Bearer wrong"), Some("scrape-secret")] {
+        let mut req = app.client.get(&url);
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{auth:?}");
+    }
+    let res = app.client.get(&url).header("authorization", "Bearer scrape-secret").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// Per-account quotas: one past the limit is a 409 `quota_exceeded` naming what and how many.
+async fn quotas_bound_what_an_account_holds(b: Backend) {
+    let quotas = callcenter::config::Quotas { api_keys: 2, webhook_endpoints: 1, open_campaigns: 1, queued_calls: 2 };
+    let app = spawn_app_with(b, move |c| {
+        c.quotas = quotas;
+        c.allow_insecure_webhooks = true;
+    })
+    .await;
+    let template = app
+        .post("/v1/templates", json!({"name": "Plain", "steps": [{"type": "greeting", "content": "Hello"}]}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cases = [
+        ("/v1/api-keys", json!({"name": "ci"}), 1, "API keys", 2),
+        ("/v1/webhooks", json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}), 1, "webhook endpoints", 1),
+        ("/v1/campaigns", json!({"name": "C", "templateId": template}), 1, "open campaigns", 1),
+        ("/v1/calls", json!({"phone": "+15551230001", "templateId": template}), 2, "queued calls", 2),
+    ];
+    for (path, body, allowed, what, limit) in cases {
+        for _ in 0..allowed {
+            let r = app.post(path, body.clone()).await;
+            assert_eq!(r.status, 201, "{path}: {}", r.body);
+        }
+        let r = app.post(path, body).await;
+        assert_eq!(r.status, 409, "{path}: {}", r.body);
+        assert_eq!(r.error_code(), "quota_exceeded");
+        assert_eq!(r.body["error"]["details"], json!({"of": what, "limit": limit}), "{path}");
+    }
+}
+
+/// A client that hangs up while its keyed request is still running used to leave the key "in
+/// flight" for 24 h (every retry a 409) because the handler was dropped between its write and
+/// the key's result. The request now finishes on its own and the retry gets its response.
+/// PostgreSQL only: a row lock holds the handler mid-request while the key's claim goes through.
+#[tokio::test]
+async fn a_keyed_request_whose_client_hung_up_is_replayed_on_retry() {
+    let app = spawn_app(crate::common::Backend::Postgres).await;
+    let template = app
+        .post("/v1/templates", json!({"name": "Plain", "steps": [{"type": "greeting", "content": "Hello"}]}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let campaign = app.post("/v1/campaigns", json!({"name": "C", "templateId": template})).await;
+    assert_eq!(campaign.status, 201, "{}", campaign.body);
+    let id = campaign.body["id"].as_str().unwrap().to_owned();
+
+    let mut lock = app.state.db.write.begin().await.unwrap();
+    sqlx::query("SELECT id FROM campaigns WHERE id = $1 FOR UPDATE").bind(id.clone()).execute(&mut *lock).await.unwrap();
+    let send = |timeout: Duration| {
+        app.client
+            .post(format!("{}/v1/campaigns/{id}/status", app.base))
+            .bearer_auth(&app.key)
+            .header("idempotency-key", "pause-1")
+            .timeout(timeout)
+            .json(&json!({"status": "paused"}))
+            .send()
+    };
+    assert!(send(Duration::from_millis(500)).await.is_err(), "the row lock holds the request");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    lock.commit().await.unwrap();
+
+    let replay = crate::common::eventually(Duration::from_secs(10), "the retry's answer", || async {
+        let res = send(Duration::from_secs(5)).await.unwrap();
+        (res.status() != 409).then_some(res)
+    })
+    .await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.get(&format!("/v1/campaigns/{id}")).await.body["status"], "paused");
+}
+
 /// The spec's endpoints, plus the ones we added where it is silent.
 const DOCUMENTED: &[(&str, &str)] = &[
     // The spec's endpoints.
@@ -241,5 +335,7 @@ both_backends!(
     default_rate_limit_is_100_per_minute,
     idempotent_posts_replay,
     health_ready_and_metrics,
+    metrics_behind_a_bearer_token,
+    quotas_bound_what_an_account_holds,
     openapi_documents_every_route,
 );

@@ -61,6 +61,11 @@ pub const PUBLIC_URL: &str = "https://gw.example.com";
 
 /// A server with a Twilio account configured, for inbound calls rung through `TwilioSide`.
 pub async fn twilio_app() -> TestApp {
+    twilio_app_with(|_| {}).await
+}
+
+/// `twilio_app()` with more configuration on top.
+pub async fn twilio_app_with(configure: impl FnOnce(&mut callcenter::config::Config)) -> TestApp {
     start_app(Backend::Sqlite, |config| {
         config.telephony.models_dir = models_dir();
         config.telephony.public_url = Some(PUBLIC_URL.into());
@@ -73,6 +78,7 @@ pub async fn twilio_app() -> TestApp {
             // Nothing listens there: these tests never place an outbound call.
             api_base: "http://127.0.0.1:9".into(),
         });
+        configure(config);
     })
     .await
 }

@@ -63,3 +63,31 @@ async fn real_calls_fill_the_contacts_history_and_the_analytics() {
         "{stats}"
     );
 }
+
+/// A recording that cannot be written (here its directory is a file; a full disk fails the
+/// same way) does not end the call or lose its transcript: the call runs to its outcome, has
+/// no recording, and says why in `notes`.
+#[tokio::test]
+async fn a_recording_that_cannot_be_written_costs_the_recording_not_the_call() {
+    let app = app().await;
+    std::fs::write(app.state.config.store.data_dir.join("recordings"), b"not a directory").unwrap();
+    let template = app.sales_template().await;
+    let (status, call) = app
+        .post(
+            "/v1/calls",
+            json!({"phone": "+15550100001", "templateId": template, "variables": {"productName": "Premium Widget"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{call}");
+    let id = call["id"].as_str().unwrap().to_owned();
+    let call = app.finished_call(&id, Duration::from_secs(120)).await;
+    assert_eq!(call["status"], "completed", "{call}");
+    assert_eq!(call["outcome"], "successful", "{call}");
+    assert!(call["notes"].as_str().unwrap_or_default().contains("The recording failed"), "{call}");
+    assert!(call["recordingUrl"].is_null(), "{call}");
+    let (status, transcript) = app.get_json(&format!("/v1/calls/{id}/transcript")).await;
+    assert_eq!(status, 200, "{transcript}");
+    assert!(transcript["turns"].as_array().is_some_and(|t| t.len() >= 2), "{transcript}");
+    let (status, _) = app.get_json(&format!("/v1/calls/{id}/recording")).await;
+    assert_eq!(status, 404);
+}

@@ -65,6 +65,11 @@ async fn calls_whose_process_stopped_are_closed_with_what_was_recorded(backend: 
     let lost_ringing = ring().await;
     let healthy = ring().await;
     assert!(calls::mark_answered(&state.db, &account, &healthy.id, state.clock.now()).await.unwrap().is_some());
+    // A call whose session runs on this very node, with a heartbeat that fell behind (a slow
+    // database): no sweep of this node may close it under its own session.
+    let live_here = ring().await;
+    assert!(calls::mark_answered(&state.db, &account, &live_here.id, state.clock.now()).await.unwrap().is_some());
+    let _session = state.calls.hang_up_signal(&live_here.id);
 
     // Nothing is orphaned yet.
     assert_eq!(dispatcher::recover_orphans(state).await.unwrap(), 0);
@@ -102,4 +107,6 @@ async fn calls_whose_process_stopped_are_closed_with_what_was_recorded(backend: 
     let call = get(lost_ringing.id.clone()).await;
     assert_eq!((call["status"].as_str(), call["outcome"].as_str()), (Some("failed"), Some("failed")), "{call}");
     assert_eq!(get(healthy.id.clone()).await["status"], "in-progress");
+    assert_eq!(get(live_here.id.clone()).await["status"], "in-progress", "its session runs here");
+    state.calls.forget_hang_up(&live_here.id);
 }

@@ -190,3 +190,70 @@ async fn webhooks_by_get_are_signed_over_the_url_with_its_query() {
     let response = app.client.get(format!("{}/twilio/status?{query}", app.base)).send().await.unwrap();
     assert_eq!(response.status(), 403);
 }
+
+/// Posts a signed `/twilio/voice` (the query, if any, is part of the signed URL) and returns
+/// the TwiML.
+async fn signed_voice(app: &crate::common::TestApp, query: &str, params: &[(&str, &str)]) -> String {
+    let (pairs, body) = form(params);
+    let path = format!("/twilio/voice{query}");
+    let signed = signature::sign(TOKEN, &format!("https://gw.example.com{path}"), &pairs);
+    let response = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("x-twilio-signature", signed)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+async fn front_desk_number(app: &crate::common::TestApp, phone: &str) {
+    use serde_json::json;
+    let (status, template) =
+        app.post("/v1/templates", json!({"name": "Desk", "steps": [{"type": "greeting", "content": "Hello."}]})).await;
+    assert_eq!(status, 201, "{template}");
+    let (status, number) = app.post("/v1/phone-numbers", json!({"phone": phone, "templateId": template["id"]})).await;
+    assert_eq!(status, 201, "{number}");
+}
+
+/// Twilio's signatures carry no timestamp, so a captured `/twilio/voice` can be replayed at
+/// will: a replay must neither ring a second call (and take a second slot) nor mint a token
+/// that replaces the one Twilio holds.
+#[tokio::test]
+async fn a_replayed_voice_webhook_rings_no_second_call_and_mints_no_second_token() {
+    let app = twilio_app().await;
+    front_desk_number(&app, "+14155550199").await;
+    let inbound = [("CallSid", "CAreplay"), ("From", "+14155550100"), ("To", "+14155550199"), ("Direction", "inbound")];
+    let first = signed_voice(&app, "", &inbound).await;
+    assert!(first.contains("<Connect><Stream"), "{first}");
+    for _ in 0..3 {
+        let again = signed_voice(&app, "", &inbound).await;
+        assert!(again.contains("<Hangup/>") && !again.contains("<Stream"), "{again}");
+    }
+    let (_, calls) = app.get_json("/v1/calls").await;
+    assert_eq!(calls["pagination"]["total"], 1, "{calls}");
+    assert_eq!(app.state.calls.active(), 1, "one slot, for the one call");
+
+    // The answered-call webhook of a call leg (`?callId=`) hands out its stream token once.
+    let call_id = calls["data"][0]["id"].as_str().unwrap().to_owned();
+    let replayed = signed_voice(&app, &format!("?callId={call_id}"), &[("CallSid", "CAreplay")]).await;
+    assert!(replayed.contains("<Hangup/>") && !replayed.contains("<Stream"), "{replayed}");
+}
+
+/// Inbound calls are admitted under the node's call limit like outbound ones: a caller past it
+/// hears busy (`<Reject reason="busy"/>`), and no call is created for them.
+#[tokio::test]
+async fn an_inbound_call_past_the_call_limit_is_rejected_busy() {
+    let app = crate::twilio_app_with(|config| config.telephony.max_concurrent_calls = 1).await;
+    front_desk_number(&app, "+14155550199").await;
+    let ring = |sid: &'static str| [("CallSid", sid), ("From", "+14155550100"), ("To", "+14155550199")];
+    let first = signed_voice(&app, "", &ring("CAbusy1")).await;
+    assert!(first.contains("<Connect><Stream"), "{first}");
+    let second = signed_voice(&app, "", &ring("CAbusy2")).await;
+    assert!(second.contains(r#"<Reject reason="busy"/>"#), "{second}");
+    let (_, calls) = app.get_json("/v1/calls").await;
+    assert_eq!(calls["pagination"]["total"], 1, "{calls}");
+}

@@ -75,7 +75,10 @@ pub struct TurnTaking {
 impl Default for TurnTaking {
     fn default() -> Self {
         TurnTaking {
-            settle_ms: 750,
+            // 700 ms of silence inside a sentence must never end a turn; the VAD sees a pause
+            // start early and a resumption late by tens of ms each, so the margin is 250 ms
+            // (at 750 the conversation bench ended 4 of 13 700 ms pauses).
+            settle_ms: 950,
             sure_min_words: 3,
             withdraw_window_ms: 450,
             backchannel_max_ms: 900,
@@ -91,6 +94,12 @@ pub struct CoreConfig {
     pub dialogue: DialogueConfig,
     pub endpointer: EndpointerConfig,
     pub turn_taking: TurnTaking,
+    /// A call whose transport delivers no audio for this long is lost: carriers send a frame
+    /// every 20 ms, silence included, so a quiet stream means a dead peer.
+    pub media_idle_ms: u32,
+    /// Past the dialogue's `max_duration` by this much the call ends whatever it is doing (its
+    /// goodbye should have played long before).
+    pub hard_limit_grace_ms: u32,
 }
 
 impl Default for CoreConfig {
@@ -105,6 +114,8 @@ impl Default for CoreConfig {
                 ..EndpointerConfig::default()
             },
             turn_taking: TurnTaking::default(),
+            media_idle_ms: 10_000,
+            hard_limit_grace_ms: 60_000,
         }
     }
 }
@@ -300,6 +311,8 @@ pub struct CallCore {
     caller_stopped: Option<Instant>,
     /// When the newest line started playing: a turn that ended before it cannot answer it.
     line_started: Option<Instant>,
+    /// When the transport last delivered a frame (or the call started).
+    last_audio: Instant,
     do_not_call: bool,
     hang_up_requested: bool,
     hung_up: bool,
@@ -330,6 +343,7 @@ impl CallCore {
             next_id: 0,
             caller_stopped: None,
             line_started: None,
+            last_audio: now,
             do_not_call: false,
             hang_up_requested: false,
             hung_up: false,
@@ -386,6 +400,7 @@ impl CallCore {
     // ---- caller audio ----
 
     fn on_audio(&mut self, pcm: &Frame, speech: f32, now: Instant) {
+        self.last_audio = now;
         if self.dialogue.wants_beep() && self.beep.push(pcm).is_some() {
             self.tell_dialogue(DialogueEvent::Beep, now);
         }
@@ -766,6 +781,9 @@ impl CallCore {
     // ---- time ----
 
     fn on_tick(&mut self, now: Instant) {
+        if self.check_limits(now) {
+            return;
+        }
         self.release_frames(now);
         self.check_transcript_timeout(now);
         self.check_pause(now);
@@ -776,6 +794,24 @@ impl CallCore {
         if self.closed.is_empty() && self.dialogue.next_deadline().is_some_and(|at| at <= now) {
             self.tell_dialogue(DialogueEvent::Tick, now);
         }
+    }
+
+    /// Ends a call whose media stopped or that ran far past its time limit; true if it did.
+    fn check_limits(&mut self, now: Instant) -> bool {
+        let idle = now.saturating_duration_since(self.last_audio);
+        let reason = if idle >= Duration::from_millis(u64::from(self.config.media_idle_ms)) {
+            format!("no audio from the carrier for {} s", idle.as_secs())
+        } else if now.saturating_duration_since(self.started)
+            >= self.config.dialogue.max_duration + Duration::from_millis(u64::from(self.config.hard_limit_grace_ms))
+        {
+            format!("the call ran past its time limit of {} min", self.config.dialogue.max_duration.as_secs() / 60)
+        } else {
+            return false;
+        };
+        tracing::warn!(at_ms = self.ms(now), %reason, "ending the call");
+        self.hang_up_requested = true;
+        self.end(DialogueEvent::TransportLost { reason }, now);
+        true
     }
 
     /// Whether the line may play now: never its first frame while the caller is mid-turn

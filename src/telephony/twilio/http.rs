@@ -23,10 +23,15 @@ use super::stream::{Inbound, StartMeta};
 use super::twiml;
 use crate::app::AppState;
 use crate::domain::Id;
-use crate::session::legs::{self, Leg, StreamGrant};
+use crate::session::legs::{self, InboundAnswer, Leg, StreamGrant};
 use crate::telephony::carrier::CarrierStatus;
 /// How long a new stream may take to send `start`.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest message and frame a stream may send: Twilio's biggest, `start`, is a few KB, a
+/// `media` message about 300 bytes (tungstenite's default would let one be 64 MiB).
+pub const MAX_STREAM_MESSAGE: usize = 64 * 1024;
+/// Messages a stream may send before `start` (Twilio sends one, `connected`).
+const MESSAGES_BEFORE_START: usize = 4;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -123,8 +128,13 @@ async fn inbound_twiml(state: &AppState, params: &[(String, String)]) -> Result<
         return Ok(twiml::hang_up(None));
     };
     Ok(match legs::inbound_call(state, "twilio", to, from, call_sid).await? {
-        Some(grant) => connect_stream(state, &grant),
-        None => twiml::hang_up(Some("The number you have called is not in service.")),
+        InboundAnswer::Connect(grant) => connect_stream(state, &grant),
+        InboundAnswer::NotOurs => twiml::hang_up(Some("The number you have called is not in service.")),
+        InboundAnswer::Busy => twiml::reject_busy(),
+        InboundAnswer::Replayed => {
+            tracing::warn!(call_sid, "refused a replayed /twilio/voice for a call we already have");
+            twiml::hang_up(None)
+        }
     })
 }
 
@@ -161,14 +171,27 @@ async fn apply_status_callback(state: &AppState, uri: &OriginalUri, params: &[(S
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn stream(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.on_upgrade(move |socket| admit_stream(state, socket))
+async fn stream(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+) -> Response {
+    let peer = peer.map(|p| p.0.0.ip());
+    let Some(waiting) = state.calls.unadmitted_streams.enter(peer) else {
+        tracing::warn!("refused a media stream: too many streams are waiting for their start");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    ws.max_message_size(MAX_STREAM_MESSAGE)
+        .max_frame_size(MAX_STREAM_MESSAGE)
+        .on_upgrade(move |socket| admit_stream(state, socket, waiting))
 }
 
 /// Waits for `start`, then hands the stream, as a media transport, to the call layer with the
 /// call token `start` carries (the call layer refuses and closes it without a valid one).
-async fn admit_stream(state: AppState, mut socket: WebSocket) {
-    let start = match tokio::time::timeout(START_TIMEOUT, wait_for_start(&mut socket)).await {
+async fn admit_stream(state: AppState, mut socket: WebSocket, waiting: crate::session::runtime::StreamPass) {
+    let start = tokio::time::timeout(START_TIMEOUT, wait_for_start(&mut socket)).await;
+    drop(waiting);
+    let start = match start {
         Ok(Some(start)) => start,
         _ => {
             let _ = socket.send(Message::Close(None)).await;
@@ -184,7 +207,12 @@ async fn admit_stream(state: AppState, mut socket: WebSocket) {
 }
 
 async fn wait_for_start(socket: &mut WebSocket) -> Option<StartMeta> {
+    let mut seen = 0;
     while let Some(Ok(message)) = socket.next().await {
+        seen += 1;
+        if seen > MESSAGES_BEFORE_START {
+            return None;
+        }
         match message {
             Message::Text(text) => match Inbound::parse(text.as_str()) {
                 Ok(Inbound::Start(start)) => return Some(start),

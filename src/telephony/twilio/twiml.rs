@@ -40,6 +40,11 @@ pub fn hang_up(say: Option<&str>) -> String {
     xml
 }
 
+/// Refuses an inbound call with a busy signal (no slot free for it); the caller is not billed.
+pub fn reject_busy() -> String {
+    String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Reject reason=\"busy\"/></Response>")
+}
+
 /// The `<Connect><Stream>` of a TwiML document, as Twilio reads it: the stream URL and its
 /// `<Parameter>`s in order. The simulator's Twilio side follows our own TwiML with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
