@@ -155,8 +155,15 @@ pub fn read(text: &str, expect: Expect) -> Reading {
             if let Some(t) = time {
                 return Reading::clear(Answer::Callback(Some(t)));
             }
-            if polarity.answer == Answer::No && !callback_phrase {
-                return polarity;
+            // The caller asked for the callback a moment ago: only a plain refusal takes it
+            // back, not a "no" somewhere in a garbled time ("Am I no more, dink please?").
+            if polarity.answer == Answer::No {
+                let plain = polarity.doubt.is_none() && !callback_phrase && words.len() <= 5;
+                return match (plain, callback_phrase) {
+                    (true, _) => polarity,
+                    (false, true) => Reading::clear(Answer::Callback(None)),
+                    (false, false) => Reading::clear(Answer::Unclear),
+                };
             }
         }
         Expect::YesNo | Expect::Open => {
@@ -934,6 +941,9 @@ mod tests {
             ("In an hour.", Callback(Some(CallbackTime::After { minutes: 60 }))),
             ("Whenever, just call back.", Callback(None)),
             ("No, never mind.", Answer::No),
+            ("No thanks, don't bother.", Answer::No),
+            // "Tomorrow morning, please." as whisper heard it on a phone line: no refusal.
+            ("Am I no more, dink please?", Answer::Unclear),
             ("Actually don't call me again.", Answer::OptOut),
             ("Sorry?", Answer::Repeat),
             ("Hmm.", Answer::Unclear),

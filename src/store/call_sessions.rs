@@ -147,11 +147,13 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Records that `carrier` is placing the call.
+/// Records that `carrier` is placing the call. Placing it again opens a new leg, with a
+/// stream token of its own to hand out.
 pub async fn open_leg(db: &Db, account_id: &Id, call_id: &Id, carrier: &str, now: Timestamp) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO call_legs (call_id, account_id, carrier, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-         ON CONFLICT (call_id) DO UPDATE SET carrier = excluded.carrier, updated_at = excluded.updated_at",
+         ON CONFLICT (call_id) DO UPDATE SET carrier = excluded.carrier, updated_at = excluded.updated_at, \
+         stream_token_hash = NULL, stream_token_expires_at = NULL, stream_token_issued_at = NULL",
     )
     .bind(call_id.as_str())
     .bind(account_id.as_str())
