@@ -75,7 +75,8 @@ async fn a_recording_that_cannot_be_written_costs_the_recording_not_the_call() {
     let (status, call) = app
         .post(
             "/v1/calls",
-            json!({"phone": "+15550100001", "templateId": template, "variables": {"productName": "Premium Widget"}}),
+            json!({"phone": "+15550100001", "templateId": template,
+                   "variables": {"productName": "Premium Widget", "contactName": "Ann"}}),
         )
         .await;
     assert_eq!(status, 201, "{call}");
