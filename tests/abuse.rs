@@ -78,6 +78,7 @@ async fn oversized_stream_messages_are_refused_without_memory_growth() {
     let after = callcenter::process::resident_kib().unwrap_or(0);
     // The clients' own 12 MB strings live in this process too; the server kept none of it.
     let grown_mib = after.saturating_sub(before) / 1024;
+    println!("resident memory: {} MiB before, {} MiB after the attack", before / 1024, after / 1024);
     assert!(grown_mib < 100, "resident memory grew by {grown_mib} MiB");
     assert_eq!(app.client.get(format!("{}/healthz", app.base)).send().await.unwrap().status(), 200);
 }

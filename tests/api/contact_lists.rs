@@ -490,6 +490,7 @@ async fn import_column_flood_is_refused_and_the_server_stays_responsive(b: Backe
         assert_eq!(r.error_code(), "payload_too_large");
         assert_eq!(r.body["error"]["details"], json!({"limit": 100, "of": "columns"}));
     }
+    println!("{b:?}: slowest /healthz during two 100 000-column imports: {:?}", floods.2);
     // A frozen runtime took 12 s here; the bound is loose for a busy test machine.
     assert!(floods.2 < std::time::Duration::from_millis(500), "/healthz took {:?}", floods.2);
     let header: Vec<String> = (0..99).map(|i| format!("c{i}")).collect();
