@@ -114,10 +114,7 @@ async fn streams_that_do_not_start_properly_are_closed() {
 async fn stream_from(
     app: &TestApp,
     from: [u8; 4],
-) -> Result<
-    tokio_tungstenite::WebSocketStream<TcpStream>,
-    tokio_tungstenite::tungstenite::Error,
-> {
+) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, tokio_tungstenite::tungstenite::Error> {
     let server: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
@@ -171,7 +168,11 @@ async fn slow_and_idle_connections_are_cut_off() {
     let started = Instant::now();
     let r = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "/healthz waited {:?} behind 500 idle sockets", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "/healthz waited {:?} behind 500 idle sockets",
+        started.elapsed()
+    );
     // One more header line a little later does not reset the clock.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let _ = slow.write_all(b"X-Slow: 1\r\n").await;

@@ -628,7 +628,9 @@ impl Dialogue {
             reading
         } else if confidence < self.config.min_confidence {
             Reading::clear(Answer::Unclear)
-        } else if reading.answer == Answer::Yes && reading.doubt.is_none() && confidence < self.config.confirm_confidence
+        } else if reading.answer == Answer::Yes
+            && reading.doubt.is_none()
+            && confidence < self.config.confirm_confidence
         {
             // Only a yes is confirmed for a shaky transcript: a misheard refusal taken as a yes
             // books a sale nobody agreed to; a plain "no" heard without confidence costs a

@@ -96,10 +96,19 @@ pub async fn inbound_call(
         return Ok(InboundAnswer::NotOurs);
     };
     // The unique (carrier, carrier_call_id) index settles two replays that raced past the check.
-    if let Err(error) = call_sessions::set_carrier_call_id(&state.db, &call.id, carrier_call_id, state.clock.now()).await {
+    if let Err(error) =
+        call_sessions::set_carrier_call_id(&state.db, &call.id, carrier_call_id, state.clock.now()).await
+    {
         let notes = format!("A second webhook for carrier call {carrier_call_id} was refused.");
-        super::dispatcher::finish_without_audio(state, &call.account_id, &call.id, CallStatus::Failed, Outcome::Failed, notes)
-            .await?;
+        super::dispatcher::finish_without_audio(
+            state,
+            &call.account_id,
+            &call.id,
+            CallStatus::Failed,
+            Outcome::Failed,
+            notes,
+        )
+        .await?;
         return match call_sessions::find_by_carrier_call(&state.db, carrier, carrier_call_id).await? {
             Some(_) => Ok(InboundAnswer::Replayed),
             None => Err(error),
@@ -108,8 +117,15 @@ pub async fn inbound_call(
     if !state.calls.try_hold(&call.id) {
         // Another call took the last slot since the check above.
         let notes = "Every line of this gateway was in use; the caller was answered busy.".to_owned();
-        super::dispatcher::finish_without_audio(state, &call.account_id, &call.id, CallStatus::Failed, Outcome::Busy, notes)
-            .await?;
+        super::dispatcher::finish_without_audio(
+            state,
+            &call.account_id,
+            &call.id,
+            CallStatus::Failed,
+            Outcome::Busy,
+            notes,
+        )
+        .await?;
         return Ok(InboundAnswer::Busy);
     }
     Ok(match grant(state, &call.id).await? {

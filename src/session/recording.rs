@@ -32,8 +32,13 @@ pub struct Recorded {
 impl CallRecording {
     /// Starts the file; a file that cannot be made leaves a failed recording, not a failed call.
     pub fn create(path: &Path) -> CallRecording {
-        let mut recording =
-            CallRecording { recorder: None, path: path.to_path_buf(), caller: VecDeque::new(), bot: VecDeque::new(), failed: None };
+        let mut recording = CallRecording {
+            recorder: None,
+            path: path.to_path_buf(),
+            caller: VecDeque::new(),
+            bot: VecDeque::new(),
+            failed: None,
+        };
         match Self::open(path) {
             Ok(recorder) => recording.recorder = Some(recorder),
             Err(error) => recording.fail(&error),

@@ -23,7 +23,9 @@ impl Held {
             Held::ApiKeys => {
                 "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL"
             }
-            Held::WebhookEndpoints => "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM webhook_endpoints WHERE account_id = $1",
+            Held::WebhookEndpoints => {
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM webhook_endpoints WHERE account_id = $1"
+            }
             Held::OpenCampaigns => {
                 "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM campaigns WHERE account_id = $1 \
                  AND status IN ('scheduled', 'active', 'paused')"

@@ -224,7 +224,11 @@ async fn a_keyed_request_whose_client_hung_up_is_replayed_on_retry() {
     let id = campaign.body["id"].as_str().unwrap().to_owned();
 
     let mut lock = app.state.db.write.begin().await.unwrap();
-    sqlx::query("SELECT id FROM campaigns WHERE id = $1 FOR UPDATE").bind(id.clone()).execute(&mut *lock).await.unwrap();
+    sqlx::query("SELECT id FROM campaigns WHERE id = $1 FOR UPDATE")
+        .bind(id.clone())
+        .execute(&mut *lock)
+        .await
+        .unwrap();
     let send = |timeout: Duration| {
         app.client
             .post(format!("{}/v1/campaigns/{id}/status", app.base))

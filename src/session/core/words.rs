@@ -235,8 +235,19 @@ mod tests {
             assert!(is_backchannel(hum, true), "{hum}");
             assert!(is_backchannel(hum, false), "{hum}");
         }
-        for ack in ["Okay.", "Right.", "Yeah.", "Okay, okay.", "I see.", "Got it.", "oh okay", "Yeah, right.", "Uh-uh", "and", "The."]
-        {
+        for ack in [
+            "Okay.",
+            "Right.",
+            "Yeah.",
+            "Okay, okay.",
+            "I see.",
+            "Got it.",
+            "oh okay",
+            "Yeah, right.",
+            "Uh-uh",
+            "and",
+            "The.",
+        ] {
             assert!(is_backchannel(ack, false), "{ack}");
             assert!(!is_backchannel(ack, true), "{ack} may answer a question");
         }
