@@ -172,6 +172,13 @@ async fn metrics_behind_a_bearer_token(b: Backend) {
     assert_eq!(res.status(), 200);
 }
 
+/// A one-greeting template; its id.
+async fn plain_template(app: &TestApp) -> String {
+    let r =
+        app.post("/v1/templates", json!({"name": "Plain", "steps": [{"type": "greeting", "content": "Hello"}]})).await;
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
 /// Per-account quotas: one past the limit is a 409 `quota_exceeded` naming what and how many.
 async fn quotas_bound_what_an_account_holds(b: Backend) {
     let quotas = callcenter::config::Quotas { api_keys: 2, webhook_endpoints: 1, open_campaigns: 1, queued_calls: 2 };
@@ -180,13 +187,7 @@ async fn quotas_bound_what_an_account_holds(b: Backend) {
         c.allow_insecure_webhooks = true;
     })
     .await;
-    let template = app
-        .post("/v1/templates", json!({"name": "Plain", "steps": [{"type": "greeting", "content": "Hello"}]}))
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let template = plain_template(&app).await;
     let cases = [
         ("/v1/api-keys", json!({"name": "ci"}), 1, "API keys", 2),
         ("/v1/webhooks", json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}), 1, "webhook endpoints", 1),
@@ -212,13 +213,7 @@ async fn quotas_bound_what_an_account_holds(b: Backend) {
 #[tokio::test]
 async fn a_keyed_request_whose_client_hung_up_is_replayed_on_retry() {
     let app = spawn_app(crate::common::Backend::Postgres).await;
-    let template = app
-        .post("/v1/templates", json!({"name": "Plain", "steps": [{"type": "greeting", "content": "Hello"}]}))
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let template = plain_template(&app).await;
     let campaign = app.post("/v1/campaigns", json!({"name": "C", "templateId": template})).await;
     assert_eq!(campaign.status, 201, "{}", campaign.body);
     let id = campaign.body["id"].as_str().unwrap().to_owned();

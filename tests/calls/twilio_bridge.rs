@@ -48,21 +48,12 @@ async fn webhooks_without_a_valid_signature_get_403() {
 #[tokio::test]
 async fn a_signed_inbound_call_to_an_unknown_number_is_answered_with_a_hang_up() {
     let app = twilio_app().await;
-    let (pairs, body) =
-        form(&[("CallSid", "CA1"), ("From", "+14155550100"), ("To", "+14155550199"), ("Direction", "inbound")]);
-    let signed = signature::sign(TOKEN, "https://gw.example.com/twilio/voice", &pairs);
-    let response = app
-        .client
-        .post(format!("{}/twilio/voice", app.base))
-        .header("x-twilio-signature", signed)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/xml");
-    let twiml = response.text().await.unwrap();
+    let twiml = signed_voice(
+        &app,
+        "",
+        &[("CallSid", "CA1"), ("From", "+14155550100"), ("To", "+14155550199"), ("Direction", "inbound")],
+    )
+    .await;
     assert!(twiml.contains("<Hangup/>"), "{twiml}");
 }
 
@@ -192,7 +183,7 @@ async fn webhooks_by_get_are_signed_over_the_url_with_its_query() {
 }
 
 /// Posts a signed `/twilio/voice` (the query, if any, is part of the signed URL) and returns
-/// the TwiML.
+/// the TwiML, checking it came as `text/xml`.
 async fn signed_voice(app: &crate::common::TestApp, query: &str, params: &[(&str, &str)]) -> String {
     let (pairs, body) = form(params);
     let path = format!("/twilio/voice{query}");
@@ -207,6 +198,7 @@ async fn signed_voice(app: &crate::common::TestApp, query: &str, params: &[(&str
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/xml");
     response.text().await.unwrap()
 }
 
