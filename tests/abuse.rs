@@ -191,6 +191,7 @@ async fn slow_and_idle_connections_are_cut_off() {
     assert!(closed, "a connection trickling its headers was kept");
     for mut socket in idle.drain(..5) {
         let ended = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await;
-        assert!(matches!(ended, Ok(Ok(0)) | Ok(Err(_)) | Ok(Ok(_))), "an idle socket was kept: {ended:?}");
+        // Closed (EOF or reset), possibly after a 408; only a read still waiting means kept.
+        assert!(ended.is_ok(), "an idle socket was kept: {ended:?}");
     }
 }
