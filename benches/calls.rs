@@ -209,6 +209,14 @@ async fn post(app: &TestApp, path: &str, body: Value) -> anyhow::Result<Value> {
 async fn server(mode: Mode, levels: Vec<usize>) -> anyhow::Result<()> {
     eprintln!("calls bench ({}): levels {levels:?}; load average {}", mode.name(), load_average());
     let rss_before_app = rss_kib();
+    // Registering the Twilio number asks IncomingPhoneNumbers: a local fake of Twilio's API.
+    let account = common::fake_twilio::FakeAccount {
+        sid: ACCOUNT_SID,
+        token: AUTH_TOKEN,
+        numbers: vec![VOICE_NUMBER.into(), MEDIA_NUMBER.into()],
+        caller_ids: vec![],
+    };
+    let (api_base, _) = common::fake_twilio::fake_twilio_with(vec![account]).await;
     let app = start_app(Backend::Sqlite, |config| {
         config.rate_limit_per_minute = 1_000_000;
         config.telephony.models_dir = models_dir();
@@ -218,8 +226,7 @@ async fn server(mode: Mode, levels: Vec<usize>) -> anyhow::Result<()> {
             account_sid: ACCOUNT_SID.into(),
             auth_token: AUTH_TOKEN.into(),
             caller_id: None,
-            // Inbound calls only: the REST API is never called.
-            api_base: "http://127.0.0.1:9".into(),
+            api_base,
         });
     })
     .await;
@@ -238,7 +245,8 @@ async fn server(mode: Mode, levels: Vec<usize>) -> anyhow::Result<()> {
     };
     let template =
         post(&app, "/v1/templates", json!({"name": format!("bench {}", mode.name()), "steps": steps})).await?;
-    post(&app, "/v1/phone-numbers", json!({"phone": number, "templateId": template["id"], "variables": {}})).await?;
+    let body = json!({"phone": number, "templateId": template["id"], "variables": {}, "carrier": "twilio"});
+    post(&app, "/v1/phone-numbers", body).await?;
 
     match mode {
         Mode::Voice => {

@@ -715,6 +715,14 @@ async fn get(app: &TestApp, path: &str) -> anyhow::Result<Value> {
 }
 
 async fn start_server() -> TestApp {
+    // Registering the Twilio number asks IncomingPhoneNumbers: a local fake of Twilio's API.
+    let account = common::fake_twilio::FakeAccount {
+        sid: ACCOUNT_SID,
+        token: AUTH_TOKEN,
+        numbers: vec![NUMBER.into()],
+        caller_ids: vec![],
+    };
+    let (api_base, _) = common::fake_twilio::fake_twilio_with(vec![account]).await;
     start_app(Backend::Sqlite, |config| {
         config.rate_limit_per_minute = 1_000_000;
         config.telephony.models_dir = models_dir();
@@ -724,8 +732,7 @@ async fn start_server() -> TestApp {
             account_sid: ACCOUNT_SID.into(),
             auth_token: AUTH_TOKEN.into(),
             caller_id: None,
-            // Inbound calls only: the REST API is never called.
-            api_base: "http://127.0.0.1:9".into(),
+            api_base,
         });
     })
     .await
@@ -739,7 +746,8 @@ async fn server(levels: Vec<usize>) -> anyhow::Result<()> {
     let engine = app.state.calls.speech().await.context("loading the models")?;
     let template =
         post(&app, "/v1/templates", json!({"name": "conversation bench", "steps": template_steps()})).await?;
-    post(&app, "/v1/phone-numbers", json!({"phone": NUMBER, "templateId": template["id"], "variables": {}})).await?;
+    let body = json!({"phone": NUMBER, "templateId": template["id"], "variables": {}, "carrier": "twilio"});
+    post(&app, "/v1/phone-numbers", body).await?;
 
     let set = test_set();
     let plans = plan_calls(&set);

@@ -105,6 +105,9 @@ say "server listening on $BASE"
 # DELETE /v1/api-keys/{id} is left out: Schemathesis reuses ids from earlier responses,
 # finds the id of the very key it authenticates with, revokes it, and every later case
 # is a 401 that tests nothing. The API suite covers revocation.
+# /v1/carriers is left out: creating one asks Twilio to check the credentials, which this
+# machine cannot reach (a 502, by design); tests/telephony/tenants.rs runs it against a fake
+# Twilio that speaks its documented wire format.
 say "st run $BASE/v1/openapi.json (max examples $MAX_EXAMPLES)"
 set +e
 (
@@ -115,7 +118,7 @@ set +e
         --checks not_a_server_error,response_schema_conformance \
         --max-examples "$MAX_EXAMPLES" \
         --phases examples,fuzzing \
-        --exclude-path '/v1/api-keys/{id}' \
+        --exclude-path-regex '^/v1/(api-keys/\{id\}|carriers)' \
         "$@"
 )
 rc=$?

@@ -34,6 +34,8 @@ pub struct AppState {
     pub calls: Arc<CallRuntime>,
     /// This node's campaign dialer (its lease name and wake-up).
     pub dialer: Arc<crate::campaigns::Dialer>,
+    /// Seals and opens carrier credentials at rest.
+    pub secrets: Arc<crate::secrets::SecretBox>,
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one).
@@ -58,8 +60,9 @@ fn metrics_handle() -> PrometheusHandle {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config, clock: Arc<dyn Clock>) -> AppState {
+    pub fn new(db: Db, config: Config, clock: Arc<dyn Clock>, secrets: crate::secrets::SecretBox) -> AppState {
         AppState {
+            secrets: Arc::new(secrets),
             relay: Arc::new(Relay::new(db.clone(), clock.clone(), config.allow_insecure_webhooks)),
             calls: Arc::new(CallRuntime::new(&config.telephony)),
             dialer: Arc::new(crate::campaigns::Dialer::default()),
@@ -142,7 +145,8 @@ impl App {
         // With port 0 the kernel picks one; the simulator carrier dials the real address.
         let mut config = config;
         config.listen = listener.local_addr()?;
-        Ok(App { listener, state: AppState::new(db, config, clock) })
+        let secrets = crate::secrets::SecretBox::load(config.secret_key.as_ref(), &config.store.data_dir)?;
+        Ok(App { listener, state: AppState::new(db, config, clock, secrets) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub twilio_caller_id: Option<String>,
     pub twilio_api_base: Option<String>,
     pub quotas: Option<Quotas>,
+    /// Seals carrier credentials at rest (64 hex digits or base64 of 32 bytes).
+    pub secret_key: Option<String>,
 }
 
 impl FileConfig {
@@ -99,6 +101,9 @@ pub struct Config {
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
     pub quotas: Quotas,
+    /// The key carrier credentials are sealed with (`crate::secrets`); `None`: the one kept in
+    /// the data directory.
+    pub secret_key: Option<crate::secrets::KeyText>,
 }
 
 /// What one account may hold at once; past it, creating one more is a 409 `quota_exceeded`.
@@ -160,6 +165,9 @@ pub struct TelephonyConfig {
     /// Run the dispatcher that places queued and due calls. `serve` always does; test
     /// harnesses that exercise only the REST API turn it off so calls stay as created.
     pub dispatch_calls: bool,
+    /// Twilio's REST API base for the accounts' own carriers (`/v1/carriers`); the default
+    /// account's is in `twilio`. Tests point both at a local fake.
+    pub twilio_api_base: String,
 }
 
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 20;
@@ -173,6 +181,7 @@ impl Default for TelephonyConfig {
             models_dir: PathBuf::from("models"),
             stt_model: SttModel::default(),
             dispatch_calls: true,
+            twilio_api_base: crate::telephony::twilio::rest::DEFAULT_API_BASE.to_owned(),
         }
     }
 }
@@ -209,6 +218,10 @@ impl TelephonyConfig {
         if max_concurrent_calls == 0 {
             return Err(invalid("max concurrent calls", "0", "must be at least 1"));
         }
+        let twilio_api_base = args
+            .twilio_api_base
+            .or_else(|| file.twilio_api_base.clone())
+            .unwrap_or_else(|| crate::telephony::twilio::rest::DEFAULT_API_BASE.to_owned());
         let sid = args.twilio_account_sid.or_else(|| file.twilio_account_sid.clone()).filter(|s| !s.is_empty());
         let token = args.twilio_auth_token.or_else(|| file.twilio_auth_token.clone()).filter(|s| !s.is_empty());
         let twilio = match (sid, token) {
@@ -216,10 +229,7 @@ impl TelephonyConfig {
                 account_sid,
                 auth_token,
                 caller_id: args.twilio_caller_id.or_else(|| file.twilio_caller_id.clone()),
-                api_base: args
-                    .twilio_api_base
-                    .or_else(|| file.twilio_api_base.clone())
-                    .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+                api_base: twilio_api_base.clone(),
             }),
             (None, None) => None,
             _ => {
@@ -245,6 +255,7 @@ impl TelephonyConfig {
             models_dir,
             stt_model,
             dispatch_calls: true,
+            twilio_api_base,
         })
     }
 }
@@ -284,6 +295,7 @@ impl Config {
             connections: crate::serve::ConnectionLimits::default(),
             metrics_token: None,
             quotas: file.quotas.unwrap_or_default(),
+            secret_key: file.secret_key.clone().map(crate::secrets::KeyText),
         })
     }
 
@@ -304,6 +316,7 @@ impl Config {
             connections: crate::serve::ConnectionLimits::default(),
             metrics_token: None,
             quotas: Quotas::default(),
+            secret_key: None,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod dialogue;
 pub mod domain;
 pub mod media;
 pub mod process;
+pub mod secrets;
 pub mod serve;
 pub mod session;
 pub mod speech;

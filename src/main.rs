@@ -85,6 +85,11 @@ enum Command {
         /// on a private network).
         #[arg(long, env = "CALLCENTER_METRICS_TOKEN", hide_env_values = true)]
         metrics_token: Option<String>,
+        /// The key carrier credentials are sealed with at rest: 32 bytes as 64 hex digits or
+        /// base64. Default: one made on first start in DATA_DIR/secret.key. Nodes that share
+        /// a PostgreSQL database must all be given the same key.
+        #[arg(long, env = "CALLCENTER_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
         #[command(flatten)]
         telephony: TelephonyFlags,
     },
@@ -233,7 +238,15 @@ async fn open(store: &StoreConfig) -> anyhow::Result<Db> {
 
 async fn run(command: Command, file: FileConfig) -> ExitCode {
     let result = match command {
-        Command::Serve { listen, store, rate_limit_per_minute, allow_insecure_webhooks, metrics_token, telephony } => {
+        Command::Serve {
+            listen,
+            store,
+            rate_limit_per_minute,
+            allow_insecure_webhooks,
+            metrics_token,
+            secret_key,
+            telephony,
+        } => {
             let store = match store_config(store, &file) {
                 Ok(s) => s,
                 Err(code) => return code,
@@ -244,6 +257,9 @@ async fn run(command: Command, file: FileConfig) -> ExitCode {
                 Err(e) => return config_error(e),
             };
             config.metrics_token = metrics_token.filter(|t| !t.is_empty());
+            if let Some(key) = secret_key.filter(|k| !k.is_empty()) {
+                config.secret_key = Some(callcenter::secrets::KeyText(key));
+            }
             let args = TelephonyArgs {
                 public_url: telephony.public_url,
                 models_dir: telephony.models_dir,

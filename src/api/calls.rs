@@ -160,6 +160,9 @@ async fn create_call(
         template.fill_from_contact(c, &mut variables);
     }
     require_template_variables(&template.variables, &variables)?;
+    if let Some(caller_id) = &caller_id {
+        super::carriers::check_caller_id(&state, &who.account_id, Some(phone.as_str()), caller_id, "callerId").await?;
+    }
 
     let status = match body.scheduled {
         Some(at) if at > Timestamp::now() => CallStatus::Scheduled,

@@ -149,6 +149,10 @@ async fn create_campaign(
         schedule.validate().map_err(|e| ApiError::invalid(e.field, e.reason))?;
     }
     let call_settings = call_settings(body.call_settings)?;
+    if let Some(caller_id) = &call_settings.caller_id {
+        let caller_id = Phone::from_trusted(caller_id.clone(), true);
+        super::carriers::check_caller_id(&state, &who.account_id, None, &caller_id, "callSettings.callerId").await?;
+    }
     let new = NewCampaign {
         name,
         description,

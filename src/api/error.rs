@@ -50,6 +50,9 @@ pub enum ApiError {
     QuotaExceeded { what: &'static str, limit: i64 },
     #[error("The request took longer than {secs} s")]
     RequestTimeout { secs: u64 },
+    /// The carrier's API (Twilio) could not be reached, or refused the account's credentials.
+    #[error("The carrier could not be asked: {message}")]
+    CarrierUnavailable { message: String },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -112,6 +115,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::CarrierUnavailable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,6 +137,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInFlight { .. } => "idempotency_key_in_use",
             ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::CarrierUnavailable { .. } => "carrier_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -221,4 +226,9 @@ pub enum ErrorResponses {
     RateLimited(ErrorBody),
     #[response(status = 500, description = "Something went wrong on our end")]
     Internal(ErrorBody),
+    #[response(
+        status = 502,
+        description = "The account's carrier (Twilio) could not be reached or refused its credentials (code `carrier_unavailable`)"
+    )]
+    CarrierUnavailable(ErrorBody),
 }

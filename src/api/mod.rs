@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod call_media;
 pub mod calls;
 pub mod campaigns;
+pub mod carriers;
 pub mod contact_lists;
 pub mod contacts;
 pub mod error;
@@ -74,6 +75,8 @@ the first successful response for 24 hours; with a different request it is a 422
         (name = "webhooks", description = "Webhook endpoints, signed deliveries and their log"),
         (name = "phone-numbers", description = "Inbound numbers: each routes the calls it receives to this account, \
 where they run a template (with its variables) on a carrier, `simulator` or `twilio`"),
+        (name = "carriers", description = "The account's own carrier accounts (Twilio credentials, stored encrypted): \
+its calls are placed with them, and its numbers and caller IDs must belong to them"),
     )
 )]
 struct ApiDoc;
@@ -90,6 +93,7 @@ pub fn v1_router() -> OpenApiRouter<AppState> {
         .merge(analytics::router())
         .merge(api_keys::router())
         .merge(webhooks::router())
-        .merge(phone_numbers::router());
+        .merge(phone_numbers::router())
+        .merge(carriers::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/v1", v1)
 }

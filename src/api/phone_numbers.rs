@@ -1,6 +1,7 @@
 //! `/v1/phone-numbers`: the inbound numbers an account owns. Each maps to a template
 //! (with the values of its variables) and a carrier; an inbound call to the number is
-//! answered with that template. A number belongs to one account at most.
+//! answered with that template. A Twilio number must belong to the account's Twilio account
+//! (its own carrier, else the gateway's default): Twilio's IncomingPhoneNumbers is asked.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,7 @@ use crate::store::phone_numbers::{
     self as store, CreateOutcome, ListFilter, NewPhoneNumber, PhoneNumber, PhoneNumberPatch, UpdateOutcome,
 };
 use crate::store::templates;
+use crate::telephony::twilio::rest::NumberList;
 
 const MAX_NAME: usize = 200;
 
@@ -48,8 +50,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     "name": "Support line"
 }))]
 pub struct CreatePhoneNumber {
-    /// The inbound number in E.164 form. It is unique across all accounts: an inbound
-    /// call to it is routed to this account, so a number registered already is a 409.
+    /// The inbound number in E.164 form. On `twilio` it must be a number of the account's
+    /// Twilio account (`/v1/carriers`, else the gateway's default), checked with Twilio; an
+    /// inbound call to it is routed to this account, so a number registered already is a 409.
     #[schema(example = "+15557654321")]
     pub phone: String,
     /// The template of this account that inbound calls to the number run.
@@ -117,6 +120,24 @@ async fn check_variables(
     require_template_variables(&template.variables, variables)
 }
 
+/// The carrier account a number on `carrier` belongs to, after checking with Twilio that its
+/// Twilio account owns `phone` (`None`: the simulator, or the default Twilio account).
+async fn owning_carrier(
+    state: &AppState,
+    account_id: &Id,
+    carrier: CarrierKind,
+    phone: &Phone,
+) -> ApiResult<Option<Id>> {
+    match carrier {
+        CarrierKind::Simulator => Ok(None),
+        CarrierKind::Twilio => {
+            let line = super::carriers::twilio_line(state, account_id, "carrier").await?;
+            super::carriers::require_owned(state, &line, phone, &[NumberList::IncomingPhoneNumbers], "phone").await?;
+            Ok(line.carrier_id)
+        }
+    }
+}
+
 fn phone_taken(phone: &Phone) -> ApiError {
     ApiError::Conflict {
         message: format!("The phone number {phone} is already registered"),
@@ -143,13 +164,10 @@ async fn create_phone_number(
     let variables = given_variables(body.variables.unwrap_or_default())?;
     let name = optional_name(body.name)?;
     check_variables(&state, &who.account_id, &body.template_id, &variables).await?;
-    let new = NewPhoneNumber {
-        phone: phone.clone(),
-        template_id: body.template_id,
-        variables,
-        carrier: body.carrier.unwrap_or(CarrierKind::Simulator),
-        name,
-    };
+    let carrier = body.carrier.unwrap_or(CarrierKind::Simulator);
+    let carrier_id = owning_carrier(&state, &who.account_id, carrier, &phone).await?;
+    let new =
+        NewPhoneNumber { phone: phone.clone(), template_id: body.template_id, variables, carrier, carrier_id, name };
     match store::create(&state.db, &who.account_id, new).await? {
         CreateOutcome::Created(number) => Ok((StatusCode::CREATED, Json(number))),
         // Deleted between the check above and the insert.
@@ -228,13 +246,19 @@ async fn update_phone_number(
             "cannot be changed; delete this phone number and register the new one instead",
         ));
     }
-    let patch = PhoneNumberPatch {
-        template_id: not_null("templateId", body.template_id)?,
-        variables: not_null("variables", body.variables)?.map(given_variables).transpose()?,
-        carrier: not_null("carrier", body.carrier)?,
-        name: body.name.map(optional_name).transpose()?,
-    };
+    let template_id = not_null("templateId", body.template_id)?;
+    let variables = not_null("variables", body.variables)?.map(given_variables).transpose()?;
+    let carrier = not_null("carrier", body.carrier)?;
+    let name = body.name.map(optional_name).transpose()?;
     let current = store::get(&state.db, &who.account_id, &id).await?.ok_or(ApiError::not_found("Phone number"))?;
+    let carrier = match carrier {
+        Some(kind) => {
+            let phone = parse_phone(&current.phone)?;
+            Some((kind, owning_carrier(&state, &who.account_id, kind, &phone).await?))
+        }
+        None => None,
+    };
+    let patch = PhoneNumberPatch { template_id, variables, carrier, name };
     // Only a change of template or values is checked: a template edited since must not
     // block relabelling the number.
     if patch.template_id.is_some() || patch.variables.is_some() {
@@ -246,6 +270,7 @@ async fn update_phone_number(
         UpdateOutcome::Updated(number) => Ok(Json(number)),
         UpdateOutcome::NotFound => Err(ApiError::not_found("Phone number")),
         UpdateOutcome::TemplateNotFound => Err(ApiError::referenced_not_found("Template", "templateId")),
+        UpdateOutcome::PhoneTaken => Err(phone_taken(&parse_phone(&current.phone)?)),
     }
 }
 

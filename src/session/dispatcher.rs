@@ -141,15 +141,31 @@ async fn dispatch_due(state: &AppState) -> Result<(), crate::store::StoreError> 
 /// Sends a ringing call to the carrier its number belongs to.
 async fn place(state: &AppState, call: Call) -> Result<(), crate::store::StoreError> {
     prewarm_while_ringing(state, &call);
-    let Some(carrier) = state.calls.carrier_for(&call.phone) else {
+    let carrier = match state.calls.carrier_for(state, &call.account_id, &call.phone).await {
+        Ok(carrier) => carrier,
+        Err(error) => {
+            let reason = format!("the account's carrier cannot be used: {error}");
+            return end_unanswered(state, &call, CarrierStatus::Failed { reason }).await;
+        }
+    };
+    let Some((carrier, carrier_id)) = carrier else {
         let reason = format!(
             "no carrier can reach {}: configure Twilio (--twilio-account-sid, --twilio-auth-token) \
+             or add the account's own with POST /v1/carriers, \
              or dial a simulator number (+15550100001 to +15550100011)",
             call.phone
         );
         return end_unanswered(state, &call, CarrierStatus::Failed { reason }).await;
     };
-    call_sessions::open_leg(&state.db, &call.account_id, &call.id, carrier.name(), state.clock.now()).await?;
+    call_sessions::open_leg(
+        &state.db,
+        &call.account_id,
+        &call.id,
+        carrier.name(),
+        carrier_id.as_ref(),
+        state.clock.now(),
+    )
+    .await?;
     match carrier.place(state, &call).await {
         Ok(Some(carrier_call_id)) => {
             call_sessions::set_carrier_call_id(&state.db, &call.id, &carrier_call_id, state.clock.now()).await?;

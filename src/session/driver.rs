@@ -125,6 +125,8 @@ impl<'a, T: MediaTransport> CallIo<'a, T> {
     async fn converse(&mut self, mut core: CallCore, started: Instant) -> Result<CallResult, SessionError> {
         let mut ticker = tokio::time::interval(Duration::from_millis(20));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut keepalive = tokio::time::interval(super::transport::KEEPALIVE);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         core.handle(Input::Answered, started.into_std());
         // The rest of the script is synthesized ahead of need, queued behind the first line (an
         // outbound call's lines were already warmed while it rang).
@@ -141,6 +143,11 @@ impl<'a, T: MediaTransport> CallIo<'a, T> {
             }
             tokio::select! {
                 _ = ticker.tick() => core.handle(Input::Tick, Instant::now().into_std()),
+                _ = keepalive.tick() => {
+                    if let Err(error) = self.transport.keepalive().await {
+                        core.handle(Input::Lost(error.to_string()), Instant::now().into_std());
+                    }
+                }
                 event = self.transport.next_event() => self.take_event(event, &mut core)?,
                 Some(input) = self.from_tasks.recv() => core.handle(input, Instant::now().into_std()),
                 _ = self.watch.signal.notified() => {

@@ -3,17 +3,23 @@
 
 use std::collections::BTreeMap;
 
+use super::legs::Via;
 use crate::app::AppState;
 use crate::domain::Phone;
-use crate::domain::status::{CallDirection, CallStatus};
+use crate::domain::status::{CallDirection, CallStatus, CarrierKind};
 use crate::store::calls::{self, Call, NewCall};
 use crate::store::{StoreResult, call_sessions, phone_numbers};
 
-/// Creates the call record for a call from `from` to our number `to`, ringing, on `carrier`;
-/// `None` when `to` is not a number any account has (or is not a phone number at all).
-pub async fn create_inbound_call(state: &AppState, to: &str, from: &str, carrier: &str) -> StoreResult<Option<Call>> {
+/// Creates the call record for a call from `from` to our number `to`, ringing, on the carrier
+/// account `via`; `None` when `to` is not a number registered on that carrier account (or is
+/// not a phone number at all): a Twilio account cannot ring another's numbers.
+pub async fn create_inbound_call(state: &AppState, via: Via<'_>, to: &str, from: &str) -> StoreResult<Option<Call>> {
     let Ok(to) = Phone::parse(to) else { return Ok(None) };
-    let Some((account_id, number)) = phone_numbers::find_by_phone(&state.db, &to).await? else {
+    if via.carrier != CarrierKind::Twilio.as_str() {
+        return Ok(None);
+    }
+    let route = phone_numbers::twilio_route(via.carrier_id, &to);
+    let Some((account_id, number)) = phone_numbers::find_by_route(&state.db, &route).await? else {
         return Ok(None);
     };
     // A withheld or malformed caller id still gets answered; the record keeps what came.
@@ -31,7 +37,7 @@ pub async fn create_inbound_call(state: &AppState, to: &str, from: &str, carrier
         caller_id: Some(to),
     };
     let call = calls::create(&state.db, &account_id, new).await?;
-    call_sessions::open_leg(&state.db, &account_id, &call.id, carrier, state.clock.now()).await?;
+    call_sessions::open_leg(&state.db, &account_id, &call.id, via.carrier, via.carrier_id, state.clock.now()).await?;
     // The call's slot is taken by the carrier's door (`legs::inbound_call`), which answers
     // busy when there is none.
     Ok(Some(call))

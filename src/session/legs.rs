@@ -19,7 +19,25 @@ pub enum Leg<'a> {
     /// Our call id (carried in the webhook URL we gave the carrier).
     Call(&'a Id),
     /// The carrier's own id for the leg (Twilio's `CallSid`).
-    Carrier { carrier: &'a str, id: &'a str },
+    Carrier(&'a str),
+}
+
+/// Where a report comes from: the carrier, and which of the accounts' carrier accounts
+/// vouched for it (the Twilio account whose token signed the webhook). A report about a leg
+/// on another carrier account is not this one's to make, and is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via<'a> {
+    pub carrier: &'static str,
+    /// `None`: the simulator, or the gateway's default Twilio account.
+    pub carrier_id: Option<&'a Id>,
+}
+
+impl Via<'_> {
+    pub const SIMULATOR: Via<'static> = Via { carrier: "simulator", carrier_id: None };
+
+    fn owns(&self, leg: &call_sessions::LegRecord) -> bool {
+        leg.carrier == self.carrier && leg.carrier_id.as_ref() == self.carrier_id
+    }
 }
 
 /// The right to open a call's media stream: the call and its single-use token.
@@ -34,18 +52,22 @@ pub struct StreamGrant {
 /// its session when the media stops).
 pub async fn report_status(
     state: &AppState,
+    via: Via<'_>,
     leg: Leg<'_>,
     carrier_call_id: Option<&str>,
     report: CarrierStatus,
 ) -> StoreResult<()> {
     let call_id = match leg {
         Leg::Call(id) => Some(id.clone()),
-        Leg::Carrier { carrier, id } => {
-            call_sessions::find_by_carrier_call(&state.db, carrier, id).await?.map(|(_, id)| id)
-        }
+        Leg::Carrier(id) => call_sessions::find_by_carrier_call(&state.db, via.carrier, id).await?.map(|(_, id)| id),
     };
     let Some(call_id) = call_id else { return Ok(()) };
-    let Some((account_id, _, _)) = call_sessions::leg(&state.db, &call_id).await? else { return Ok(()) };
+    let Some(record) = call_sessions::leg(&state.db, &call_id).await? else { return Ok(()) };
+    if !via.owns(&record) {
+        tracing::warn!(call = %call_id, "ignored a status report from a carrier account the call is not on");
+        return Ok(());
+    }
+    let account_id = record.account_id;
     if let Some(sid) = carrier_call_id {
         call_sessions::set_carrier_call_id(&state.db, &call_id, sid, state.clock.now()).await?;
     }
@@ -81,18 +103,19 @@ pub enum InboundAnswer {
 /// node's call limit like any other call.
 pub async fn inbound_call(
     state: &AppState,
-    carrier: &str,
+    via: Via<'_>,
     to: &str,
     from: &str,
     carrier_call_id: &str,
 ) -> StoreResult<InboundAnswer> {
+    let carrier = via.carrier;
     if call_sessions::find_by_carrier_call(&state.db, carrier, carrier_call_id).await?.is_some() {
         return Ok(InboundAnswer::Replayed);
     }
     if state.calls.free_slots() == 0 {
         return Ok(InboundAnswer::Busy);
     }
-    let Some(call) = super::inbound::create_inbound_call(state, to, from, carrier).await? else {
+    let Some(call) = super::inbound::create_inbound_call(state, via, to, from).await? else {
         return Ok(InboundAnswer::NotOurs);
     };
     // The unique (carrier, carrier_call_id) index settles two replays that raced past the check.
@@ -137,9 +160,10 @@ pub async fn inbound_call(
 /// The callee of an outbound call answered: the leg may open its media stream with the grant.
 /// `None` for a call we have no leg for (not ours, or already closed), or whose grant was
 /// already handed out (a replayed webhook).
-pub async fn outbound_answered(state: &AppState, call_id: &Id) -> StoreResult<Option<StreamGrant>> {
-    if call_sessions::leg(&state.db, call_id).await?.is_none() {
-        return Ok(None);
+pub async fn outbound_answered(state: &AppState, via: Via<'_>, call_id: &Id) -> StoreResult<Option<StreamGrant>> {
+    match call_sessions::leg(&state.db, call_id).await? {
+        Some(leg) if via.owns(&leg) => {}
+        _ => return Ok(None),
     }
     grant(state, call_id).await
 }

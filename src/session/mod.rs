@@ -133,13 +133,17 @@ pub async fn hang_up(state: &AppState, call_id: &Id, was: CallStatus) {
 /// Ends the carrier's leg of a call. Closing a Twilio media stream alone also ends the call,
 /// since our TwiML has nothing after `<Connect>`; this makes it explicit and immediate.
 async fn hang_up_at_carrier(state: &AppState, call_id: &Id, answered: bool) {
-    let Ok(Some((_, carrier, Some(carrier_call_id)))) = crate::store::call_sessions::leg(&state.db, call_id).await
-    else {
-        return;
+    let Ok(Some(leg)) = crate::store::call_sessions::leg(&state.db, call_id).await else { return };
+    let Some(carrier_call_id) = &leg.carrier_call_id else { return };
+    let carrier = match state.calls.carrier_of_leg(state, &leg.carrier, leg.carrier_id.as_ref()).await {
+        Ok(Some(carrier)) => carrier,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(call = %call_id, %error, "cannot reach the leg's carrier to hang up");
+            return;
+        }
     };
-    if let Some(carrier) = state.calls.carrier_named(&carrier)
-        && let Err(error) = carrier.hang_up(&carrier_call_id, answered).await
-    {
+    if let Err(error) = carrier.hang_up(carrier_call_id, answered).await {
         tracing::warn!(call = %call_id, %error, "the carrier did not take the hang-up");
     }
 }

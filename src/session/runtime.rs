@@ -1,6 +1,7 @@
 //! What the node keeps for running calls: the speech models (loaded on first use, so a
 //! server that never places a call never pays for them), the concurrency limit, the
-//! dispatcher's wake-up, and the Twilio REST client when Twilio is configured.
+//! dispatcher's wake-up, and the carriers: the simulator and the Twilio accounts (the
+//! default one and the accounts' own).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,8 +14,7 @@ use crate::speech::engine::SpeechEngine;
 use crate::speech::{ModelPaths, SpeechError, SttModel};
 use crate::telephony::carrier::Carrier;
 use crate::telephony::simulator::callee::SimulatorCarrier;
-use crate::telephony::twilio::carrier::TwilioCarrier;
-use crate::telephony::twilio::rest::TwilioRest;
+use crate::telephony::twilio::accounts::{LineError, TwilioAccounts};
 
 pub struct CallRuntime {
     speech: OnceCell<Arc<SpeechEngine>>,
@@ -27,8 +27,8 @@ pub struct CallRuntime {
     hang_ups: Mutex<HashMap<Id, Arc<Notify>>>,
     /// Wakes the dispatcher (a call was created or a slot freed).
     pub wake: Notify,
-    pub simulator: SimulatorCarrier,
-    pub twilio: Option<TwilioCarrier>,
+    simulator: Arc<SimulatorCarrier>,
+    pub twilio: TwilioAccounts,
     /// Media streams connected but not yet admitted (no valid `start` yet): anyone on the
     /// internet can open one, so they are capped.
     pub unadmitted_streams: Arc<StreamGate>,
@@ -102,12 +102,6 @@ impl std::fmt::Debug for CallRuntime {
 
 impl CallRuntime {
     pub fn new(config: &TelephonyConfig) -> CallRuntime {
-        let twilio = config.twilio.as_ref().and_then(|t| {
-            TwilioRest::new(&t.api_base, &t.account_sid, &t.auth_token)
-                .map_err(|e| tracing::error!(error = %e, "cannot build the Twilio client"))
-                .ok()
-                .map(|rest| TwilioCarrier { rest, default_caller_id: t.caller_id.clone() })
-        });
         CallRuntime {
             speech: OnceCell::new(),
             models: ModelPaths::new(&config.models_dir),
@@ -116,28 +110,40 @@ impl CallRuntime {
             held: Mutex::new(HashMap::new()),
             hang_ups: Mutex::new(HashMap::new()),
             wake: Notify::new(),
-            simulator: SimulatorCarrier,
-            twilio,
+            simulator: Arc::new(SimulatorCarrier),
+            twilio: TwilioAccounts::new(config),
             unadmitted_streams: Arc::new(StreamGate::new()),
         }
     }
 
-    /// The carrier that reaches `phone`: the simulator for its numbers, else Twilio when it
-    /// is configured.
-    pub fn carrier_for(&self, phone: &str) -> Option<&dyn Carrier> {
+    /// The carrier that places `account_id`'s call to `phone`: the simulator for its numbers,
+    /// else the account's Twilio account (its own, or the gateway's default). The second value
+    /// is the account's carrier id (`None`: simulator or default), kept on the leg.
+    pub async fn carrier_for(
+        &self,
+        state: &crate::app::AppState,
+        account_id: &Id,
+        phone: &str,
+    ) -> Result<Option<(Arc<dyn Carrier>, Option<Id>)>, LineError> {
         if SimulatorCarrier::reaches(phone) {
-            return Some(&self.simulator);
+            return Ok(Some((self.simulator.clone(), None)));
         }
-        self.twilio.as_ref().map(|t| t as &dyn Carrier)
+        let line = self.twilio.for_account(state, account_id).await?;
+        Ok(line.map(|l| (l.carrier as Arc<dyn Carrier>, l.carrier_id)))
     }
 
-    /// The carrier a call's leg was placed on (its stored name).
-    pub fn carrier_named(&self, name: &str) -> Option<&dyn Carrier> {
-        match name {
-            "simulator" => Some(&self.simulator),
-            "twilio" => self.twilio.as_ref().map(|t| t as &dyn Carrier),
+    /// The carrier a call's leg was placed on (its stored name and carrier id).
+    pub async fn carrier_of_leg(
+        &self,
+        state: &crate::app::AppState,
+        name: &str,
+        carrier_id: Option<&Id>,
+    ) -> Result<Option<Arc<dyn Carrier>>, LineError> {
+        Ok(match name {
+            "simulator" => Some(self.simulator.clone()),
+            "twilio" => self.twilio.by_carrier(state, carrier_id).await?.map(|l| l.carrier as Arc<dyn Carrier>),
             _ => None,
-        }
+        })
     }
 
     /// The speech models, loaded once on a blocking thread the first time a call needs them.

@@ -4,9 +4,13 @@
 //! format into these; the session never sees the wire.
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::dialogue::LineId;
 use crate::session::core::Frame;
+
+/// How often a running call's transport is asked to show it is alive.
+pub const KEEPALIVE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq)]
 // Frames travel inline: boxing them would allocate 100 times a second per call.
@@ -48,5 +52,11 @@ pub trait MediaTransport: Send {
     fn clear(&mut self) -> impl Future<Output = Result<(), TransportClosed>> + Send;
     /// Ends the call's media from our side.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
+    /// Called every `KEEPALIVE` while the call runs: a transport with a liveness message (a
+    /// WebSocket ping) sends it, so proxies keep the connection and a dead peer shows up as
+    /// a failed send. Others do nothing.
+    fn keepalive(&mut self) -> impl Future<Output = Result<(), TransportClosed>> + Send {
+        async { Ok(()) }
+    }
     fn stats(&self) -> TransportStats;
 }

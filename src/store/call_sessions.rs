@@ -149,29 +149,59 @@ fn token_hash(token: &str) -> String {
 
 /// Records that `carrier` is placing the call. Placing it again opens a new leg, with a
 /// stream token of its own to hand out.
-pub async fn open_leg(db: &Db, account_id: &Id, call_id: &Id, carrier: &str, now: Timestamp) -> StoreResult<()> {
+/// `carrier_id` is the account's carrier account the leg is on (`None`: the simulator or the
+/// gateway's default Twilio account).
+pub async fn open_leg(
+    db: &Db,
+    account_id: &Id,
+    call_id: &Id,
+    carrier: &str,
+    carrier_id: Option<&Id>,
+    now: Timestamp,
+) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO call_legs (call_id, account_id, carrier, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-         ON CONFLICT (call_id) DO UPDATE SET carrier = excluded.carrier, updated_at = excluded.updated_at, \
+        "INSERT INTO call_legs (call_id, account_id, carrier, carrier_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (call_id) DO UPDATE SET carrier = excluded.carrier, carrier_id = excluded.carrier_id, \
+         updated_at = excluded.updated_at, \
          stream_token_hash = NULL, stream_token_expires_at = NULL, stream_token_issued_at = NULL",
     )
     .bind(call_id.as_str())
     .bind(account_id.as_str())
     .bind(carrier)
+    .bind(carrier_id.map(Id::as_str))
     .bind(now.to_db())
     .execute(&db.write)
     .await?;
     Ok(())
 }
 
-/// The leg of a call: (account, carrier, carrier's call id).
-pub async fn leg(db: &Db, call_id: &Id) -> StoreResult<Option<(Id, String, Option<String>)>> {
-    let row = sqlx::query("SELECT account_id, carrier, carrier_call_id FROM call_legs WHERE call_id = $1")
+/// A call's leg at its carrier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegRecord {
+    pub account_id: Id,
+    /// `simulator` or `twilio`.
+    pub carrier: String,
+    /// The carrier's id for the call (Twilio's CallSid), once known.
+    pub carrier_call_id: Option<String>,
+    /// The account's carrier account (`None`: simulator, or the default Twilio account).
+    pub carrier_id: Option<Id>,
+}
+
+pub async fn leg(db: &Db, call_id: &Id) -> StoreResult<Option<LegRecord>> {
+    let row = sqlx::query("SELECT account_id, carrier, carrier_call_id, carrier_id FROM call_legs WHERE call_id = $1")
         .bind(call_id.as_str())
         .fetch_optional(&db.read)
         .await?;
-    row.map(|r| Ok((Id::from_trusted(r.text("account_id")?), r.text("carrier")?, r.opt_text("carrier_call_id")?)))
-        .transpose()
+    row.map(|r| {
+        Ok(LegRecord {
+            account_id: Id::from_trusted(r.text("account_id")?),
+            carrier: r.text("carrier")?,
+            carrier_call_id: r.opt_text("carrier_call_id")?,
+            carrier_id: r.opt_text("carrier_id")?.map(Id::from_trusted),
+        })
+    })
+    .transpose()
 }
 
 /// Mints the single-use token that admits the call's media stream (kept as a hash), valid

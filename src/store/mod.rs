@@ -11,6 +11,7 @@ pub mod call_sessions;
 pub mod calls;
 pub mod campaign_dialing;
 pub mod campaigns;
+pub mod carriers;
 pub mod contact_lists;
 pub mod contacts;
 pub mod idempotency;
@@ -69,6 +70,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "call heartbeat", include_str!("../../migrations/0006_call_heartbeat.sql")),
     (7, "campaign dialer", include_str!("../../migrations/0007_campaign_dialer.sql")),
     (8, "stream token once", include_str!("../../migrations/0008_stream_token_once.sql")),
+    (9, "carriers", include_str!("../../migrations/0009_carriers.sql")),
 ];
 
 pub fn migrator() -> Migrator {

@@ -1,6 +1,7 @@
 //! Inbound phone numbers: the account, template (with its variables) and carrier an
-//! inbound call to a number runs with. A number is unique across all accounts, so
-//! `find_by_phone` routes an inbound call to exactly one account.
+//! inbound call to a number runs with. A number is unique per route: the carrier account it
+//! arrives through plus the number (`twilio_route`), so `find_by_route` sends an inbound call
+//! to exactly one account, and only a call through the Twilio account that owns the number.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,9 @@ pub struct PhoneNumber {
     pub variables: BTreeMap<String, String>,
     /// `simulator` (the embedded virtual carrier) or `twilio`.
     pub carrier: CarrierKind,
+    /// The account's carrier account (`/v1/carriers`) whose number this is and whose signed
+    /// calls it answers; `null` for the simulator or the gateway's default Twilio account.
+    pub carrier_id: Option<Id>,
     #[schema(example = "Support line")]
     pub name: Option<String>,
     pub created_at: Timestamp,
@@ -41,10 +45,25 @@ pub struct NewPhoneNumber {
     pub template_id: Id,
     pub variables: BTreeMap<String, String>,
     pub carrier: CarrierKind,
+    /// The account's carrier account the number was checked against (`None`: default).
+    pub carrier_id: Option<Id>,
     pub name: Option<String>,
 }
 
-const COLUMNS: &str = "id, phone, template_id, variables, carrier, name, created_at, updated_at";
+const COLUMNS: &str = "id, phone, template_id, variables, carrier, carrier_id, name, created_at, updated_at";
+
+/// The route of a Twilio number: the carrier account it belongs to plus the number.
+pub fn twilio_route(carrier_id: Option<&Id>, phone: &Phone) -> String {
+    format!("twilio:{}:{phone}", carrier_id.map(Id::as_str).unwrap_or("default"))
+}
+
+/// A number's route (see migration 0009): simulator numbers are the account's own.
+fn route(account_id: &Id, carrier: CarrierKind, carrier_id: Option<&Id>, phone: &Phone) -> String {
+    match carrier {
+        CarrierKind::Twilio => twilio_route(carrier_id, phone),
+        CarrierKind::Simulator => format!("simulator:{account_id}:{phone}"),
+    }
+}
 
 fn from_row(row: &AnyRow) -> StoreResult<PhoneNumber> {
     let carrier = row.text("carrier")?;
@@ -54,6 +73,7 @@ fn from_row(row: &AnyRow) -> StoreResult<PhoneNumber> {
         template_id: Id::from_trusted(row.text("template_id")?),
         variables: json_col(row, "variables")?,
         carrier: CarrierKind::parse(&carrier).ok_or_else(|| StoreError::Corrupt(format!("carrier: '{carrier}'")))?,
+        carrier_id: row.opt_text("carrier_id")?.map(Id::from_trusted),
         name: row.opt_text("name")?,
         created_at: Timestamp::from_db(&row.text("created_at")?),
         updated_at: Timestamp::from_db(&row.text("updated_at")?),
@@ -85,7 +105,7 @@ async fn template_exists_locked(
 pub enum CreateOutcome {
     Created(PhoneNumber),
     TemplateNotFound,
-    /// The number is registered already, by this or another account.
+    /// The number is registered already on this route, by this or another account.
     PhoneTaken,
 }
 
@@ -96,18 +116,20 @@ pub async fn create(db: &Db, account_id: &Id, new: NewPhoneNumber) -> StoreResul
     }
     let id = Id::generate();
     let now = Timestamp::now();
-    // The unique index on phone decides races between accounts; both backends know
+    // The unique index on the route decides races between accounts; both backends know
     // ON CONFLICT ... DO NOTHING.
     let inserted = sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO phone_numbers (account_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-         ON CONFLICT (phone) DO NOTHING"
+        "INSERT INTO phone_numbers (account_id, route, {COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (route) DO NOTHING"
     )))
     .bind(account_id.as_str())
+    .bind(route(account_id, new.carrier, new.carrier_id.as_ref(), &new.phone))
     .bind(id.as_str())
     .bind(new.phone.as_str())
     .bind(new.template_id.as_str())
     .bind(to_json(&new.variables))
     .bind(new.carrier.as_str())
+    .bind(new.carrier_id.as_ref().map(Id::as_str))
     .bind(new.name.clone())
     .bind(now.to_db())
     .execute(&mut *tx)
@@ -123,6 +145,7 @@ pub async fn create(db: &Db, account_id: &Id, new: NewPhoneNumber) -> StoreResul
         template_id: new.template_id,
         variables: new.variables,
         carrier: new.carrier,
+        carrier_id: new.carrier_id,
         name: new.name,
         created_at: now,
         updated_at: now,
@@ -139,11 +162,11 @@ pub async fn get(db: &Db, account_id: &Id, id: &Id) -> StoreResult<Option<PhoneN
     row.as_ref().map(from_row).transpose()
 }
 
-/// The inbound routing lookup: which account owns `phone`, and what its calls run.
-/// Deliberately not filtered by account: the caller does not know the account yet.
-pub async fn find_by_phone(db: &Db, phone: &Phone) -> StoreResult<Option<(Id, PhoneNumber)>> {
-    let row = sqlx::query(AssertSqlSafe(format!("SELECT account_id, {COLUMNS} FROM phone_numbers WHERE phone = $1")))
-        .bind(phone.as_str())
+/// The inbound routing lookup: which account has the number on this route, and what its
+/// calls run. Deliberately not filtered by account: the caller does not know the account yet.
+pub async fn find_by_route(db: &Db, route: &str) -> StoreResult<Option<(Id, PhoneNumber)>> {
+    let row = sqlx::query(AssertSqlSafe(format!("SELECT account_id, {COLUMNS} FROM phone_numbers WHERE route = $1")))
+        .bind(route)
         .fetch_optional(&db.read)
         .await?;
     row.map(|r| Ok((Id::from_trusted(r.text("account_id")?), from_row(&r)?))).transpose()
@@ -180,7 +203,8 @@ pub async fn list(db: &Db, account_id: &Id, filter: &ListFilter, page: PageReque
 pub struct PhoneNumberPatch {
     pub template_id: Option<Id>,
     pub variables: Option<BTreeMap<String, String>>,
-    pub carrier: Option<CarrierKind>,
+    /// A new carrier, with the carrier account the number was checked against.
+    pub carrier: Option<(CarrierKind, Option<Id>)>,
     pub name: Option<Option<String>>,
 }
 
@@ -188,6 +212,8 @@ pub enum UpdateOutcome {
     Updated(PhoneNumber),
     NotFound,
     TemplateNotFound,
+    /// The new carrier's route has the number already.
+    PhoneTaken,
 }
 
 pub async fn update(db: &Db, account_id: &Id, id: &Id, patch: PhoneNumberPatch) -> StoreResult<UpdateOutcome> {
@@ -209,20 +235,33 @@ pub async fn update(db: &Db, account_id: &Id, id: &Id, patch: PhoneNumberPatch) 
     if let Some(v) = patch.variables {
         number.variables = v;
     }
-    if let Some(v) = patch.carrier {
-        number.carrier = v;
+    if let Some((carrier, carrier_id)) = patch.carrier {
+        number.carrier = carrier;
+        number.carrier_id = carrier_id;
+    }
+    let phone = Phone::parse(&number.phone).map_err(|_| StoreError::Corrupt(format!("phone: '{}'", number.phone)))?;
+    let new_route = route(account_id, number.carrier, number.carrier_id.as_ref(), &phone);
+    let taken = sqlx::query("SELECT id FROM phone_numbers WHERE route = $1 AND id <> $2")
+        .bind(&new_route)
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if taken.is_some() {
+        return Ok(UpdateOutcome::PhoneTaken);
     }
     if let Some(v) = patch.name {
         number.name = v;
     }
     number.updated_at = Timestamp::now();
     sqlx::query(
-        "UPDATE phone_numbers SET template_id = $1, variables = $2, carrier = $3, name = $4, updated_at = $5 \
-         WHERE account_id = $6 AND id = $7",
+        "UPDATE phone_numbers SET template_id = $1, variables = $2, carrier = $3, carrier_id = $4, route = $5, \
+         name = $6, updated_at = $7 WHERE account_id = $8 AND id = $9",
     )
     .bind(number.template_id.as_str())
     .bind(to_json(&number.variables))
     .bind(number.carrier.as_str())
+    .bind(number.carrier_id.as_ref().map(Id::as_str))
+    .bind(new_route)
     .bind(number.name.clone())
     .bind(number.updated_at.to_db())
     .bind(account_id.as_str())

@@ -1,13 +1,19 @@
 //! `/v1/phone-numbers`: create, read, update, delete; validation; one account per
-//! number (409, also across accounts and under concurrent creates); tenant isolation;
-//! list pages and filters; templates in use; the inbound routing lookup.
+//! Twilio number (409, also across accounts and under concurrent creates); tenant isolation;
+//! list pages and filters; templates in use; the inbound routing lookup. Twilio numbers are
+//! checked against a local fake of Twilio's REST API (the gateway's default account owns
+//! `TWILIO_NUMBERS`); tests/telephony/tenants.rs covers accounts with their own.
 
 use callcenter::domain::Phone;
 use callcenter::store::{accounts, phone_numbers};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use callcenter::config::TwilioConfig;
+use callcenter::store::phone_numbers::twilio_route;
+
 use crate::both_backends;
+use crate::common::fake_twilio::{FakeAccount, default_account, fake_twilio_with};
 use crate::helpers::*;
 use crate::templates::spec_template;
 
@@ -16,9 +22,25 @@ fn id_of(r: &Resp) -> String {
     r.body["id"].as_str().unwrap().to_owned()
 }
 
-/// An app whose rate limit does not get in the way of tests that make many requests.
+/// An app whose rate limit does not get in the way of tests that make many requests, with a
+/// default Twilio account (a local fake) that owns the numbers these tests register.
 async fn busy_app(b: Backend) -> TestApp {
-    spawn_app_with(b, |c| c.rate_limit_per_minute = 100_000).await
+    let mut numbers: Vec<String> =
+        ["+15557654321", "+15557654322", "+442079460958", "+15550109999"].map(String::from).into();
+    numbers.extend((0..25).map(|i| format!("+1555010{i:04}")));
+    let account = FakeAccount { numbers, ..default_account() };
+    let (api_base, _) = fake_twilio_with(vec![account.clone()]).await;
+    spawn_app_with(b, |c| {
+        c.rate_limit_per_minute = 100_000;
+        c.telephony.twilio = Some(TwilioConfig {
+            account_sid: account.sid.into(),
+            auth_token: account.token.into(),
+            caller_id: None,
+            api_base: api_base.clone(),
+        });
+        c.telephony.twilio_api_base = api_base;
+    })
+    .await
 }
 
 /// A template without variables.
@@ -32,7 +54,7 @@ fn spec_variables() -> Value {
 }
 
 async fn crud(b: Backend) {
-    let app = spawn_app(b).await;
+    let app = busy_app(b).await;
     let template = id_of(&app.post("/v1/templates", spec_template()).await);
     let plain = plain_template(&app, &app.key).await;
 
@@ -58,7 +80,7 @@ async fn crud(b: Backend) {
     keys.sort();
     assert_eq!(
         keys,
-        ["carrier", "createdAt", "id", "name", "phone", "templateId", "updatedAt", "variables"],
+        ["carrier", "carrierId", "createdAt", "id", "name", "phone", "templateId", "updatedAt", "variables"],
         "exactly the documented fields"
     );
     let id = n["id"].as_str().unwrap();
@@ -236,9 +258,10 @@ async fn validation_errors(b: Backend) {
 }
 
 async fn a_number_belongs_to_one_account(b: Backend) {
-    let app = spawn_app(b).await;
+    let app = busy_app(b).await;
     let template = plain_template(&app, &app.key).await;
-    let r = app.post("/v1/phone-numbers", json!({"phone": "+15557654321", "templateId": template})).await;
+    let twilio_number = |template: &str| json!({"phone": "+15557654321", "templateId": template, "carrier": "twilio"});
+    let r = app.post("/v1/phone-numbers", twilio_number(&template)).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let first = id_of(&r);
 
@@ -254,21 +277,25 @@ async fn a_number_belongs_to_one_account(b: Backend) {
     // Another account cannot take it either, and learns nothing about the owner.
     let other = app.key_for_account("globex").await;
     let other_template = plain_template(&app, &other).await;
-    let body = json!({"phone": "+15557654321", "templateId": other_template});
+    let body = twilio_number(&other_template);
     let r = app.send(Method::POST, "/v1/phone-numbers", Some(&other), Some(&body)).await;
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.error_code(), "conflict");
     assert!(!r.body.to_string().contains(&first), "the owner's number id is not shown: {}", r.body);
     let r = app.get(&format!("/v1/phone-numbers/{first}")).await;
-    assert_eq!(r.body["carrier"], "simulator", "the refused creates changed nothing");
+    assert_eq!(r.body["templateId"], template.as_str(), "the refused creates changed nothing");
+    // The simulator has no owners: the same number there is each account's own.
+    let simulated = json!({"phone": "+15557654321", "templateId": other_template});
+    assert_eq!(app.send(Method::POST, "/v1/phone-numbers", Some(&other), Some(&simulated)).await.status, 201);
     // Once the owner deletes it, the other account can register it.
     assert_eq!(app.delete(&format!("/v1/phone-numbers/{first}")).await.status, 204);
     let r = app.send(Method::POST, "/v1/phone-numbers", Some(&other), Some(&body)).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = app.post("/v1/phone-numbers", json!({"phone": "+15557654321", "templateId": template})).await;
+    let r = app.post("/v1/phone-numbers", twilio_number(&template)).await;
     assert_eq!(r.status, 409, "{}", r.body);
 }
 
+/// Twilio numbers: every tenant here acts with the gateway's default Twilio account.
 async fn concurrent_creates_of_one_number(b: Backend) {
     let app = busy_app(b).await;
     let mut keys = Vec::new();
@@ -278,7 +305,7 @@ async fn concurrent_creates_of_one_number(b: Backend) {
         keys.push((key, template));
     }
     let requests = keys.iter().map(|(key, template)| {
-        let body = json!({"phone": "+15550109999", "templateId": template});
+        let body = json!({"phone": "+15550109999", "templateId": template, "carrier": "twilio"});
         let app = &app;
         async move { app.send(Method::POST, "/v1/phone-numbers", Some(key), Some(&body)).await }
     });
@@ -290,7 +317,8 @@ async fn concurrent_creates_of_one_number(b: Backend) {
         assert_eq!(r.error_code(), "conflict");
     }
     let phone = Phone::parse("+15550109999").unwrap();
-    let (_, number) = phone_numbers::find_by_phone(&app.state.db, &phone).await.unwrap().expect("registered");
+    let route = twilio_route(None, &phone);
+    let (_, number) = phone_numbers::find_by_route(&app.state.db, &route).await.unwrap().expect("registered");
     assert_eq!(number.id.as_str(), created[0].body["id"].as_str().unwrap());
 }
 
@@ -420,7 +448,7 @@ async fn templates_in_use_by_a_number_are_not_deleted(b: Backend) {
 }
 
 async fn find_by_phone_routes_inbound_calls(b: Backend) {
-    let app = spawn_app(b).await;
+    let app = busy_app(b).await;
     let acme = accounts::ensure_account(&app.state.db, "acme").await.unwrap();
     let other = app.key_for_account("globex").await;
     let globex = accounts::ensure_account(&app.state.db, "globex").await.unwrap();
@@ -435,8 +463,14 @@ async fn find_by_phone_routes_inbound_calls(b: Backend) {
     let lookup = |phone: &str| {
         let phone = Phone::parse(phone).unwrap();
         let db = app.state.db.clone();
-        async move { phone_numbers::find_by_phone(&db, &phone).await.unwrap() }
+        async move { phone_numbers::find_by_route(&db, &twilio_route(None, &phone)).await.unwrap() }
     };
+    // A simulator number receives no carrier's calls.
+    assert!(lookup("+1 555 765 4321").await.is_none());
+    let id = acme_number["id"].as_str().unwrap();
+    let r = app.patch(&format!("/v1/phone-numbers/{id}"), json!({"carrier": "twilio"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let acme_number = r.body;
     let (account, number) = lookup("+1 555 765 4321").await.expect("acme's number");
     assert_eq!(account, acme);
     assert_eq!(serde_json::to_value(&number).unwrap(), acme_number, "the same record the API shows");
@@ -449,7 +483,9 @@ async fn find_by_phone_routes_inbound_calls(b: Backend) {
     assert!(lookup("+15557654320").await.is_none(), "an unknown number routes nowhere");
 
     // Updates are seen by the lookup; a deleted number routes nowhere.
-    let id = acme_number["id"].as_str().unwrap();
+    let r = app.patch(&format!("/v1/phone-numbers/{id}"), json!({"carrier": "simulator"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(lookup("+15557654321").await.is_none());
     let r = app.patch(&format!("/v1/phone-numbers/{id}"), json!({"carrier": "twilio"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(lookup("+15557654321").await.unwrap().1.carrier.as_str(), "twilio");

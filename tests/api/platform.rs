@@ -297,6 +297,11 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/v1/phone-numbers/{id}"),
     ("patch", "/v1/phone-numbers/{id}"),
     ("delete", "/v1/phone-numbers/{id}"),
+    ("post", "/v1/carriers"),
+    ("get", "/v1/carriers"),
+    ("get", "/v1/carriers/{id}"),
+    ("patch", "/v1/carriers/{id}"),
+    ("delete", "/v1/carriers/{id}"),
 ];
 
 async fn openapi_documents_every_route(b: Backend) {

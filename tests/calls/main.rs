@@ -64,8 +64,21 @@ pub async fn twilio_app() -> TestApp {
     twilio_app_with(|_| {}).await
 }
 
+/// The Twilio account `twilio_app` is configured with, as a local fake of Twilio's REST API
+/// knows it: the numbers it owns are the ones these tests ring.
+fn twilio_account() -> common::fake_twilio::FakeAccount {
+    common::fake_twilio::FakeAccount {
+        sid: "AC0000",
+        token: TWILIO_TOKEN,
+        numbers: vec!["+14155550199".into(), "+14155550198".into()],
+        caller_ids: vec![],
+    }
+}
+
 /// `twilio_app()` with more configuration on top.
 pub async fn twilio_app_with(configure: impl FnOnce(&mut callcenter::config::Config)) -> TestApp {
+    // Registering a number asks Twilio's IncomingPhoneNumbers; these tests never place a call.
+    let (api_base, _) = common::fake_twilio::fake_twilio_with(vec![twilio_account()]).await;
     start_app(Backend::Sqlite, |config| {
         config.telephony.models_dir = models_dir();
         config.telephony.public_url = Some(PUBLIC_URL.into());
@@ -75,9 +88,9 @@ pub async fn twilio_app_with(configure: impl FnOnce(&mut callcenter::config::Con
             account_sid: "AC0000".into(),
             auth_token: TWILIO_TOKEN.into(),
             caller_id: Some("+15005550006".into()),
-            // Nothing listens there: these tests never place an outbound call.
-            api_base: "http://127.0.0.1:9".into(),
+            api_base: api_base.clone(),
         });
+        config.telephony.twilio_api_base = api_base;
         configure(config);
     })
     .await
@@ -119,12 +132,12 @@ pub fn is_voiced(frame: &[u8]) -> bool {
 }
 
 impl TestApp {
-    /// Creates a template of `steps` and points our number `phone` at it.
+    /// Creates a template of `steps` and points our Twilio number `phone` at it.
     pub async fn number_running(&self, phone: &str, name: &str, steps: Value) {
         let (status, template) = self.post("/v1/templates", json!({"name": name, "steps": steps})).await;
         assert_eq!(status, 201, "{template}");
-        let (status, number) =
-            self.post("/v1/phone-numbers", json!({"phone": phone, "templateId": template["id"]})).await;
+        let body = json!({"phone": phone, "templateId": template["id"], "carrier": "twilio"});
+        let (status, number) = self.post("/v1/phone-numbers", body).await;
         assert_eq!(status, 201, "{number}");
     }
 

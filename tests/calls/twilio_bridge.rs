@@ -126,7 +126,8 @@ async fn an_inbound_call_to_one_of_our_numbers_runs_its_template_and_ends_as_an_
     let (status, number) = app
         .post(
             "/v1/phone-numbers",
-            json!({"phone": "+14155550199", "templateId": template["id"], "variables": {"companyName": "Acme"}}),
+            json!({"phone": "+14155550199", "templateId": template["id"], "variables": {"companyName": "Acme"},
+                "carrier": "twilio"}),
         )
         .await;
     assert_eq!(status, 201, "{number}");
@@ -207,7 +208,8 @@ async fn front_desk_number(app: &crate::common::TestApp, phone: &str) {
     let (status, template) =
         app.post("/v1/templates", json!({"name": "Desk", "steps": [{"type": "greeting", "content": "Hello."}]})).await;
     assert_eq!(status, 201, "{template}");
-    let (status, number) = app.post("/v1/phone-numbers", json!({"phone": phone, "templateId": template["id"]})).await;
+    let body = json!({"phone": phone, "templateId": template["id"], "carrier": "twilio"});
+    let (status, number) = app.post("/v1/phone-numbers", body).await;
     assert_eq!(status, 201, "{number}");
 }
 

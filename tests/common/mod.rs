@@ -13,6 +13,7 @@ use callcenter::store::accounts;
 use sqlx::{AnyConnection, Connection, Executor};
 
 /// Synthetic callers in voices that are not the bot's, through a phone line.
+pub mod fake_twilio;
 pub mod voices;
 
 /// A real server on 127.0.0.1:0 with a fresh database, stopped when dropped.

@@ -6,5 +6,6 @@
 #[allow(dead_code)]
 mod common;
 
+mod tenants;
 mod twilio_carrier;
 mod twilio_rest;

@@ -196,7 +196,7 @@ async fn cancelling_a_ringing_call_hangs_it_up_at_the_carrier() {
         callcenter::store::call_sessions::leg(&gw.app.state.db, &callcenter::domain::Id::parse(&id).unwrap())
             .await
             .unwrap()
-            .and_then(|(_, _, sid)| sid)
+            .and_then(|leg| leg.carrier_call_id)
     })
     .await;
 

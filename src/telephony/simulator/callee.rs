@@ -38,7 +38,7 @@ use super::persona::{Conversation, Decision, Part, Reply, TalkOver, Utterance};
 use crate::app::AppState;
 use crate::media::decode::resample_clip;
 use crate::media::{g711, pcm};
-use crate::session::legs::{self, Leg};
+use crate::session::legs::{self, Leg, Via};
 use crate::speech::SpeechError;
 use crate::speech::engine::SpeechEngine;
 use crate::store::StoreError;
@@ -77,7 +77,14 @@ pub fn dial(state: AppState, call: Call, persona: Persona) {
         if let Err(error) = ring_and_talk(&state, &call, persona).await {
             tracing::warn!(call = %id, %error, "simulated call ended early");
             let reason = error.to_string();
-            let _ = legs::report_status(&state, Leg::Call(&call.id), None, CarrierStatus::Failed { reason }).await;
+            let _ = legs::report_status(
+                &state,
+                Via::SIMULATOR,
+                Leg::Call(&call.id),
+                None,
+                CarrierStatus::Failed { reason },
+            )
+            .await;
         }
     });
 }
@@ -86,11 +93,15 @@ async fn ring_and_talk(state: &AppState, call: &Call, persona: Persona) -> Resul
     match persona {
         Persona::Busy => {
             tokio::time::sleep(RING / 2).await;
-            return Ok(legs::report_status(state, Leg::Call(&call.id), None, CarrierStatus::Busy).await?);
+            return Ok(
+                legs::report_status(state, Via::SIMULATOR, Leg::Call(&call.id), None, CarrierStatus::Busy).await?
+            );
         }
         Persona::NeverAnswers => {
             tokio::time::sleep(NO_ANSWER_AFTER).await;
-            return Ok(legs::report_status(state, Leg::Call(&call.id), None, CarrierStatus::NoAnswer).await?);
+            return Ok(
+                legs::report_status(state, Via::SIMULATOR, Leg::Call(&call.id), None, CarrierStatus::NoAnswer).await?
+            );
         }
         _ => {}
     }
@@ -128,7 +139,7 @@ async fn get_ready(state: &AppState, persona: Persona) -> Result<Ready, CalleeEr
 
 /// Picks up: opens the call's media stream as Twilio would.
 async fn open_stream(state: &AppState, call: &Call) -> Result<PeerHandle, CalleeError> {
-    let Some(grant) = legs::outbound_answered(state, &call.id).await? else {
+    let Some(grant) = legs::outbound_answered(state, Via::SIMULATOR, &call.id).await? else {
         return Err(CalleeError::Refused);
     };
     let token = grant.token;

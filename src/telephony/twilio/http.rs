@@ -2,7 +2,10 @@
 //! `POST /twilio/status` (status callbacks) and `GET /twilio/stream` (the Media Stream).
 //!
 //! The two webhooks must carry a valid `X-Twilio-Signature` over the public URL plus the
-//! request's path and query; without a configured auth token they are refused (403). A stream
+//! request's path and query, made with the auth token of the Twilio account in `AccountSid`:
+//! an account's own carrier (`/v1/carriers`) or the gateway's default. Without one they are
+//! refused (403). What a webhook may touch is limited to that Twilio account's numbers and
+//! calls (`legs::Via`). A stream
 //! is admitted only when its `start` message carries the call's single-use, expiring token,
 //! which only our own TwiML (or the simulator carrier, which stands in for Twilio) hands out.
 
@@ -23,7 +26,7 @@ use super::stream::{Inbound, StartMeta};
 use super::twiml;
 use crate::app::AppState;
 use crate::domain::Id;
-use crate::session::legs::{self, InboundAnswer, Leg, StreamGrant};
+use crate::session::legs::{self, InboundAnswer, Leg, StreamGrant, Via};
 use crate::telephony::carrier::CarrierStatus;
 /// How long a new stream may take to send `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,24 +53,50 @@ fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
+/// A webhook whose signature checked out: its parameters, and the account's carrier whose
+/// Twilio account signed it (`None`: the gateway's default account).
+struct Verified {
+    params: Vec<(String, String)>,
+    carrier_id: Option<Id>,
+}
+
+impl Verified {
+    fn via(&self) -> Via<'_> {
+        Via { carrier: "twilio", carrier_id: self.carrier_id.as_ref() }
+    }
+}
+
 /// The parameters of a Twilio webhook, if its signature is valid: the form body of a POST
-/// (signed after the URL), or the query of a GET (signed as part of the URL).
-fn verified_params(
+/// (signed after the URL), or the query of a GET (signed as part of the URL). Refused: 403;
+/// the signer's token could not be looked up: 503, so Twilio tries its fallback.
+async fn verified_params(
     state: &AppState,
     uri: &OriginalUri,
     headers: &HeaderMap,
     body: Option<&Bytes>,
-) -> Option<Vec<(String, String)>> {
-    let twilio = state.config.telephony.twilio.as_ref()?;
-    let signature = headers.get("x-twilio-signature")?.to_str().ok()?;
+) -> Result<Verified, Response> {
+    let Some(signature) = headers.get("x-twilio-signature").and_then(|s| s.to_str().ok()) else {
+        return Err(forbidden());
+    };
     let path_and_query = uri.0.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{}", state.config.public_base_url(), path_and_query);
     let (params, signed_after_url) = match body {
         Some(body) => (form_urlencoded::parse(body).into_owned().collect::<Vec<_>>(), true),
         None => (form_urlencoded::parse(uri.0.query().unwrap_or("").as_bytes()).into_owned().collect(), false),
     };
+    let signer = match state.calls.twilio.signer(state, param(&params, "AccountSid")).await {
+        Ok(Some(signer)) => signer,
+        Ok(None) => return Err(forbidden()),
+        Err(error) => {
+            tracing::error!(%error, "cannot look up the Twilio account of a webhook");
+            return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        }
+    };
     let signed = if signed_after_url { params.as_slice() } else { &[] };
-    signature::verify(&twilio.auth_token, &url, signed, signature).then_some(params)
+    if !signature::verify(&signer.auth_token, &url, signed, signature) {
+        return Err(forbidden());
+    }
+    Ok(Verified { params, carrier_id: signer.carrier_id })
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -80,20 +109,24 @@ fn query_call_id(uri: &OriginalUri) -> Option<Id> {
 }
 
 async fn voice(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(params) = verified_params(&state, &uri, &headers, Some(&body)) else { return forbidden() };
-    answer_voice(&state, &uri, &params).await
+    match verified_params(&state, &uri, &headers, Some(&body)).await {
+        Ok(webhook) => answer_voice(&state, &uri, &webhook).await,
+        Err(refused) => refused,
+    }
 }
 
 async fn voice_by_get(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap) -> Response {
-    let Some(params) = verified_params(&state, &uri, &headers, None) else { return forbidden() };
-    answer_voice(&state, &uri, &params).await
+    match verified_params(&state, &uri, &headers, None).await {
+        Ok(webhook) => answer_voice(&state, &uri, &webhook).await,
+        Err(refused) => refused,
+    }
 }
 
 /// TwiML for a call we placed that was just answered (`?callId=`), or for an inbound call.
-async fn answer_voice(state: &AppState, uri: &OriginalUri, params: &[(String, String)]) -> Response {
+async fn answer_voice(state: &AppState, uri: &OriginalUri, webhook: &Verified) -> Response {
     let result = match query_call_id(uri) {
-        Some(call_id) => outbound_twiml(state, &call_id).await,
-        None => inbound_twiml(state, params).await,
+        Some(call_id) => outbound_twiml(state, webhook.via(), &call_id).await,
+        None => inbound_twiml(state, webhook).await,
     };
     match result {
         Ok(body) => xml(body),
@@ -115,19 +148,20 @@ fn connect_stream(state: &AppState, grant: &StreamGrant) -> String {
     twiml::connect_stream(&stream_url(state), &[("callId", grant.call_id.as_str()), ("token", &grant.token)])
 }
 
-async fn outbound_twiml(state: &AppState, call_id: &Id) -> Result<String, crate::store::StoreError> {
-    Ok(match legs::outbound_answered(state, call_id).await? {
+async fn outbound_twiml(state: &AppState, via: Via<'_>, call_id: &Id) -> Result<String, crate::store::StoreError> {
+    Ok(match legs::outbound_answered(state, via, call_id).await? {
         Some(grant) => connect_stream(state, &grant),
         None => twiml::hang_up(None),
     })
 }
 
-async fn inbound_twiml(state: &AppState, params: &[(String, String)]) -> Result<String, crate::store::StoreError> {
+async fn inbound_twiml(state: &AppState, webhook: &Verified) -> Result<String, crate::store::StoreError> {
+    let params = &webhook.params;
     let (Some(to), Some(from), Some(call_sid)) = (param(params, "To"), param(params, "From"), param(params, "CallSid"))
     else {
         return Ok(twiml::hang_up(None));
     };
-    Ok(match legs::inbound_call(state, "twilio", to, from, call_sid).await? {
+    Ok(match legs::inbound_call(state, webhook.via(), to, from, call_sid).await? {
         InboundAnswer::Connect(grant) => connect_stream(state, &grant),
         InboundAnswer::NotOurs => twiml::hang_up(Some("The number you have called is not in service.")),
         InboundAnswer::Busy => twiml::reject_busy(),
@@ -141,21 +175,26 @@ async fn inbound_twiml(state: &AppState, params: &[(String, String)]) -> Result<
 /// Twilio's status callbacks. A call that ends unanswered is closed here; one that was
 /// answered is closed by its session when the stream stops.
 async fn status(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(params) = verified_params(&state, &uri, &headers, Some(&body)) else { return forbidden() };
-    apply_status_callback(&state, &uri, &params).await
+    match verified_params(&state, &uri, &headers, Some(&body)).await {
+        Ok(webhook) => apply_status_callback(&state, &uri, &webhook).await,
+        Err(refused) => refused,
+    }
 }
 
 async fn status_by_get(State(state): State<AppState>, uri: OriginalUri, headers: HeaderMap) -> Response {
-    let Some(params) = verified_params(&state, &uri, &headers, None) else { return forbidden() };
-    apply_status_callback(&state, &uri, &params).await
+    match verified_params(&state, &uri, &headers, None).await {
+        Ok(webhook) => apply_status_callback(&state, &uri, &webhook).await,
+        Err(refused) => refused,
+    }
 }
 
-async fn apply_status_callback(state: &AppState, uri: &OriginalUri, params: &[(String, String)]) -> Response {
+async fn apply_status_callback(state: &AppState, uri: &OriginalUri, webhook: &Verified) -> Response {
+    let params = &webhook.params;
     let call_id = query_call_id(uri);
     let call_sid = param(params, "CallSid");
     let leg = match (&call_id, call_sid) {
         (Some(id), _) => Leg::Call(id),
-        (None, Some(sid)) => Leg::Carrier { carrier: "twilio", id: sid },
+        (None, Some(sid)) => Leg::Carrier(sid),
         (None, None) => return StatusCode::NO_CONTENT.into_response(),
     };
     let duration = param(params, "CallDuration").and_then(|d| d.parse().ok());
@@ -164,7 +203,7 @@ async fn apply_status_callback(state: &AppState, uri: &OriginalUri, params: &[(S
     else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    if let Err(error) = legs::report_status(state, leg, call_sid, report).await {
+    if let Err(error) = legs::report_status(state, webhook.via(), leg, call_sid, report).await {
         tracing::warn!(?leg, %error, "cannot apply a Twilio status callback");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }

@@ -116,6 +116,12 @@ impl MediaTransport for TwilioMedia {
         let _ = self.tx.close().await;
     }
 
+    /// A WebSocket ping (RFC 6455 5.5.2); Twilio, like any conforming peer, answers with a pong,
+    /// which `next_event` skips.
+    async fn keepalive(&mut self) -> Result<(), TransportClosed> {
+        self.tx.send(Message::Ping(Default::default())).await.map_err(|e| TransportClosed(e.to_string()))
+    }
+
     fn stats(&self) -> TransportStats {
         TransportStats { frames_lost: self.reorder.lost, frames_late: self.reorder.late }
     }

@@ -9,6 +9,7 @@
 //! - `carrier`: Twilio as a `Carrier` (places calls through `rest`).
 //! - `twiml`: the `<Connect><Stream>` answer to `/twilio/voice`.
 
+pub mod accounts;
 pub mod carrier;
 pub mod http;
 pub mod media;

@@ -1,5 +1,7 @@
 //! The part of Twilio's REST API a carrier needs: place an outbound call and hang it up
-//! (<https://www.twilio.com/docs/voice/api/call-resource>). Form-encoded requests with HTTP
+//! (<https://www.twilio.com/docs/voice/api/call-resource>), check credentials (the Account
+//! resource) and whether the account owns a number (IncomingPhoneNumbers,
+//! OutgoingCallerIds). Form-encoded requests with HTTP
 //! basic auth (account SID, auth token); JSON answers; errors in Twilio's
 //! `{"code", "message", "more_info", "status"}` shape.
 
@@ -40,6 +42,43 @@ pub struct CallResource {
     pub status: String,
 }
 
+/// `GET /2010-04-01/Accounts/{AccountSid}.json`: the account the credentials open.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AccountResource {
+    pub sid: String,
+    /// `active`, `suspended` or `closed`.
+    pub status: String,
+}
+
+/// Where a Twilio account holds a number: bought or ported (`IncomingPhoneNumbers`), or
+/// verified as a caller ID (`OutgoingCallerIds`, usable only as `From`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NumberList {
+    IncomingPhoneNumbers,
+    OutgoingCallerIds,
+}
+
+impl NumberList {
+    fn path(self) -> &'static str {
+        match self {
+            NumberList::IncomingPhoneNumbers => "IncomingPhoneNumbers.json",
+            NumberList::OutgoingCallerIds => "OutgoingCallerIds.json",
+        }
+    }
+}
+
+/// One page of either list; each item has `phone_number` in E.164.
+#[derive(Deserialize)]
+struct NumberPage {
+    #[serde(default, alias = "outgoing_caller_ids")]
+    incoming_phone_numbers: Vec<ListedNumber>,
+}
+
+#[derive(Deserialize)]
+struct ListedNumber {
+    phone_number: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioRestError {
     /// Twilio answered with an error document (e.g. 21211: invalid `To`).
@@ -70,6 +109,27 @@ impl TwilioRest {
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
         })
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    fn account_url(&self) -> String {
+        format!("{}/2010-04-01/Accounts/{}", self.api_base, self.account_sid)
+    }
+
+    /// Checks the credentials: Twilio answers 401 (code 20003) for a wrong token.
+    pub async fn fetch_account(&self) -> Result<AccountResource, TwilioRestError> {
+        self.get(&format!("{}.json", self.account_url()), &[]).await
+    }
+
+    /// Whether the account has `phone` (E.164) in `list`. Twilio's `PhoneNumber` filter also
+    /// matches partial numbers, so the answer is compared exactly.
+    pub async fn has_number(&self, list: NumberList, phone: &str) -> Result<bool, TwilioRestError> {
+        let url = format!("{}/{}", self.account_url(), list.path());
+        let page: NumberPage = self.get(&url, &[("PhoneNumber", phone), ("PageSize", "50")]).await?;
+        Ok(page.incoming_phone_numbers.iter().any(|n| n.phone_number == phone))
     }
 
     fn calls_url(&self) -> String {
@@ -104,14 +164,21 @@ impl TwilioRest {
     }
 
     async fn post(&self, url: &str, form: &[(&str, &str)]) -> Result<CallResource, TwilioRestError> {
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| TwilioRestError::Transport(e.to_string()))?;
+        let request = self.http.post(url).basic_auth(&self.account_sid, Some(&self.auth_token)).form(form);
+        Self::answer(request).await
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, TwilioRestError> {
+        let request = self.http.get(url).basic_auth(&self.account_sid, Some(&self.auth_token)).query(query);
+        Self::answer(request).await
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, TwilioRestError> {
+        let response = request.send().await.map_err(|e| TwilioRestError::Transport(e.to_string()))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| TwilioRestError::Transport(e.to_string()))?;
         if (200..300).contains(&status) {
