@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(twilio_stream_message twilio_forms csv_import opus_decode g711_decode file_decode)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(twilio_stream_message twilio_forms csv_import sdp_offer rtp_packet opus_decode g711_decode file_decode)
 for target in "${TARGETS[@]}"; do
     echo "fuzz: $target for 60 s"
     cargo +nightly fuzz run -O "$target" -- -max_total_time=60

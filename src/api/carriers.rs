@@ -278,24 +278,26 @@ async fn update_carrier(
     let name = body.name.map(optional_name).transpose()?;
     let token = body.auth_token.as_deref().map(auth_token).transpose()?;
     let current = store::get(&state.db, &who.account_id, &id).await?.ok_or(ApiError::not_found("Carrier"))?;
-    let client = match &token {
+    let rotated = match &token {
         Some(token) => {
             let client = state.calls.twilio.client(&current.carrier.account_sid, token).map_err(carrier_error)?;
             check_credentials(&client, "authToken").await?;
-            client
+            Some(client)
         }
-        None => state
-            .calls
-            .twilio
-            .by_carrier(&state, Some(&id))
-            .await?
-            .ok_or(ApiError::not_found("Carrier"))?
-            .carrier
-            .rest
-            .clone(),
+        None => None,
     };
     let caller_id = match body.caller_id {
-        Some(Some(raw)) => Some(Some(checked_caller_id(&client, &raw).await?)),
+        Some(Some(raw)) => {
+            // Checked with the new token when one is given, else with the stored one.
+            let client = match rotated {
+                Some(client) => client,
+                None => {
+                    let line = state.calls.twilio.by_carrier(&state, Some(&id)).await?;
+                    line.ok_or(ApiError::not_found("Carrier"))?.carrier.rest.clone()
+                }
+            };
+            Some(Some(checked_caller_id(&client, &raw).await?))
+        }
         Some(None) => Some(None),
         None => None,
     };

@@ -22,6 +22,7 @@
 pub mod decode;
 pub mod endpointer;
 pub mod g711;
+pub mod jitter;
 pub mod opus;
 pub mod pacer;
 pub mod pcm;

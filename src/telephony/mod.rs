@@ -7,4 +7,5 @@
 
 pub mod carrier;
 pub mod simulator;
+pub mod sip;
 pub mod twilio;

@@ -8,6 +8,7 @@ mod helpers;
 mod analytics;
 mod calls;
 mod campaigns;
+mod carriers;
 mod contact_lists;
 mod contacts;
 mod phone_numbers;
