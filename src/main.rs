@@ -65,6 +65,8 @@ struct TelephonyFlags {
     twilio_api_base: Option<String>,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (applies pending migrations first).
