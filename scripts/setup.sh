@@ -38,7 +38,8 @@ PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev ca-cert
           libopus-dev espeak-ng flite)
 if [ "$WITH_TEST" -eq 1 ]; then
     # flite: voices that are not the bot's (slt, rms, awb, kal) for tests/speech_turn.rs.
-    PACKAGES+=(postgresql postgresql-client flite)
+    # sip-tester: SIPp, the SIP peer of the SIP suite (tests/sip.rs, sip/*.xml).
+    PACKAGES+=(postgresql postgresql-client flite sip-tester)
 fi
 
 is_installed() {

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, datagram) in data.split(|&b| b == 0xFE).enumerate() {
         match classify(datagram, TYPES) {
             Ok(Incoming::Audio(packet)) => buffer.push(packet, start + Duration::from_millis(20 * i as u64)),
-            Ok(Incoming::Event { timestamp, payload }) => {
+            Ok(Incoming::Event { timestamp, payload, .. }) => {
                 let _ = dtmf.push(timestamp, &payload);
             }
             _ => {}

@@ -24,12 +24,21 @@ pub struct PayloadTypes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     Audio(RtpAudio),
-    /// A telephone-event payload with its RTP timestamp (`sip::dtmf::DtmfReceiver`).
+    /// A telephone-event payload with its RTP timestamp (`sip::dtmf::DtmfReceiver`). Events
+    /// share the audio's sequence numbers, so the jitter buffer must see them too (as packets
+    /// without audio) or it would count them as lost audio.
     Event {
+        sequence: u16,
         timestamp: u32,
+        ssrc: u32,
         payload: Vec<u8>,
     },
-    ComfortNoise,
+    /// Comfort noise: its sequence number, for the same reason.
+    ComfortNoise {
+        sequence: u16,
+        timestamp: u32,
+        ssrc: u32,
+    },
     /// A payload type the call did not negotiate.
     Unknown(u8),
 }
@@ -59,9 +68,18 @@ pub fn classify(datagram: &[u8], types: PayloadTypes) -> Result<Incoming, RtpErr
             payload: packet.payload().to_vec(),
         })
     } else if Some(pt) == types.events {
-        Incoming::Event { timestamp: packet.timestamp(), payload: packet.payload().to_vec() }
+        Incoming::Event {
+            sequence: u16::from(packet.sequence_number()),
+            timestamp: packet.timestamp(),
+            ssrc: packet.ssrc(),
+            payload: packet.payload().to_vec(),
+        }
     } else if Some(pt) == types.comfort_noise {
-        Incoming::ComfortNoise
+        Incoming::ComfortNoise {
+            sequence: u16::from(packet.sequence_number()),
+            timestamp: packet.timestamp(),
+            ssrc: packet.ssrc(),
+        }
     } else {
         Incoming::Unknown(pt)
     })
@@ -203,10 +221,15 @@ mod tests {
         let packets = sender.key_press(101, &crate::telephony::sip::dtmf::key_press_packets('7', 60, 20, 8000), 480);
         assert_eq!(packets.len(), 6);
         for packet in &packets {
-            let Incoming::Event { timestamp, payload } = classify(packet, TYPES).unwrap() else { panic!("event") };
-            assert_eq!((timestamp, payload[0]), (0, 7));
+            let Incoming::Event { timestamp, payload, ssrc, .. } = classify(packet, TYPES).unwrap() else {
+                panic!("event")
+            };
+            assert_eq!((timestamp, payload[0], ssrc), (0, 7, 1));
         }
-        assert_eq!(classify(&sender.audio(13, &[40], 160), TYPES).unwrap(), Incoming::ComfortNoise);
+        assert!(matches!(
+            classify(&sender.audio(13, &[40], 160), TYPES).unwrap(),
+            Incoming::ComfortNoise { sequence: 6, .. }
+        ));
         assert_eq!(classify(&sender.audio(8, &[0; 160], 160), TYPES).unwrap(), Incoming::Unknown(8));
         // An RTCP receiver report (PT 201) multiplexed onto the port.
         let rtcp = [0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
