@@ -128,6 +128,8 @@ pub fn router(state: AppState) -> Router {
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    /// The SIP user agent, bound, when `--sip-listen` is given.
+    sip: Option<crate::telephony::sip::agent::SipAgent>,
 }
 
 impl App {
@@ -146,7 +148,15 @@ impl App {
         let mut config = config;
         config.listen = listener.local_addr()?;
         let secrets = crate::secrets::SecretBox::load(config.secret_key.as_ref(), &config.store.data_dir)?;
-        Ok(App { listener, state: AppState::new(db, config, clock, secrets) })
+        let sip = match &config.telephony.sip {
+            Some(sip) => Some(crate::telephony::sip::agent::SipAgent::bind(sip).await?),
+            None => None,
+        };
+        let state = AppState::new(db, config, clock, secrets);
+        if let Some(agent) = &sip {
+            let _ = state.calls.sip_address.set(agent.local_addr());
+        }
+        Ok(App { listener, state, sip })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -170,8 +180,15 @@ impl App {
         } else {
             Vec::new()
         };
+        let sip = self.sip.map(|agent| {
+            tracing::info!(address = %agent.local_addr(), "answering SIP (UDP and TCP)");
+            tokio::spawn(agent.run(self.state.clone()))
+        });
         let router = router(self.state.clone());
         crate::serve::serve(self.listener, router, self.state.config.connections, shutdown).await;
+        if let Some(sip) = sip {
+            sip.abort();
+        }
         housekeeping.abort();
         relay.abort();
         for task in placing {

@@ -168,6 +168,8 @@ pub struct TelephonyConfig {
     /// Twilio's REST API base for the accounts' own carriers (`/v1/carriers`); the default
     /// account's is in `twilio`. Tests point both at a local fake.
     pub twilio_api_base: String,
+    /// The SIP user agent, when `--sip-listen` is given.
+    pub sip: Option<SipConfig>,
 }
 
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 20;
@@ -182,6 +184,7 @@ impl Default for TelephonyConfig {
             stt_model: SttModel::default(),
             dispatch_calls: true,
             twilio_api_base: crate::telephony::twilio::rest::DEFAULT_API_BASE.to_owned(),
+            sip: None,
         }
     }
 }
@@ -197,10 +200,83 @@ pub struct TelephonyArgs {
     pub twilio_auth_token: Option<String>,
     pub twilio_caller_id: Option<String>,
     pub twilio_api_base: Option<String>,
+    pub sip_listen: Option<String>,
+    pub sip_public_address: Option<String>,
+    pub rtp_ports: Option<String>,
+    pub sip_allow: Option<String>,
+}
+
+/// The SIP user agent (`--sip-listen` and its companions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipConfig {
+    /// UDP and TCP, on the same address.
+    pub listen: SocketAddr,
+    /// Written into Contact, Via and SDP `c=` when the gateway is behind NAT.
+    pub public_address: Option<SocketAddr>,
+    /// RTP ports, first and last (inclusive).
+    pub rtp_ports: (u16, u16),
+    /// Source addresses calls are accepted from; others get 403.
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+pub const DEFAULT_RTP_PORTS: (u16, u16) = (20_000, 20_999);
+
+impl SipConfig {
+    /// Loopback only until told otherwise: a SIP port open to the internet invites toll fraud
+    /// and floods.
+    pub fn default_allow() -> Vec<ipnet::IpNet> {
+        vec!["127.0.0.0/8".parse().expect("a CIDR"), "::1/128".parse().expect("a CIDR")]
+    }
+
+    fn resolve(args: &TelephonyArgs) -> Result<Option<SipConfig>, ConfigError> {
+        let invalid = |name: &'static str, value: &str, reason: &str| ConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let Some(listen) = args.sip_listen.as_deref().filter(|s| !s.trim().is_empty()) else { return Ok(None) };
+        let listen: SocketAddr = listen
+            .trim()
+            .parse()
+            .map_err(|_| invalid("SIP listen address", listen, "expected IP:PORT, e.g. 0.0.0.0:5060"))?;
+        let public_address = match args.sip_public_address.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().or_else(|_| {
+                text.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, listen.port()))
+                    .map_err(|_| invalid("SIP public address", text, "expected IP or IP:PORT"))
+            })?),
+        };
+        let rtp_ports = match args.rtp_ports.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => DEFAULT_RTP_PORTS,
+            Some(text) => {
+                let parsed =
+                    text.split_once('-').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+                match parsed {
+                    Some((first, last)) if first > 0 && first < last => (first, last),
+                    _ => return Err(invalid("RTP ports", text, "expected FIRST-LAST, e.g. 20000-20999")),
+                }
+            }
+        };
+        let allow = match args.sip_allow.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => SipConfig::default_allow(),
+            Some(text) => text
+                .split(',')
+                .map(|cidr| {
+                    let cidr = cidr.trim();
+                    cidr.parse::<ipnet::IpNet>()
+                        .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| invalid("SIP allow-list", cidr, "expected CIDRs such as 203.0.113.0/24"))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Some(SipConfig { listen, public_address, rtp_ports, allow }))
+    }
 }
 
 impl TelephonyConfig {
     pub fn resolve(args: TelephonyArgs, file: &FileConfig) -> Result<TelephonyConfig, ConfigError> {
+        let sip = SipConfig::resolve(&args)?;
         let invalid = |name: &'static str, value: &str, reason: &str| ConfigError::Invalid {
             name,
             value: value.to_owned(),
@@ -256,6 +332,7 @@ impl TelephonyConfig {
             stt_model,
             dispatch_calls: true,
             twilio_api_base,
+            sip,
         })
     }
 }
@@ -324,6 +401,40 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sip_flags_are_checked_and_defaulted() {
+        let sip = |listen: &str, public: Option<&str>, ports: Option<&str>, allow: Option<&str>| {
+            SipConfig::resolve(&TelephonyArgs {
+                sip_listen: Some(listen.into()),
+                sip_public_address: public.map(Into::into),
+                rtp_ports: ports.map(Into::into),
+                sip_allow: allow.map(Into::into),
+                ..TelephonyArgs::default()
+            })
+        };
+        let config = sip("0.0.0.0:5060", None, None, None).unwrap().unwrap();
+        assert_eq!((config.rtp_ports, config.allow.len()), (DEFAULT_RTP_PORTS, 2), "loopback only by default");
+        let config = sip("0.0.0.0:5060", Some("203.0.113.7"), Some("30000-30099"), Some("198.51.100.0/24, 192.0.2.9"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.public_address, Some("203.0.113.7:5060".parse().unwrap()), "the listen port by default");
+        assert_eq!(config.rtp_ports, (30_000, 30_099));
+        assert!(config.allow.iter().any(|n| n.contains(&"192.0.2.9".parse::<std::net::IpAddr>().unwrap())));
+        for (listen, public, ports, allow) in [
+            ("5060", None, None, None),
+            ("0.0.0.0:5060", Some("gw.example.com"), None, None),
+            ("0.0.0.0:5060", None, Some("30000"), None),
+            ("0.0.0.0:5060", None, Some("30099-30000"), None),
+            ("0.0.0.0:5060", None, None, Some("everyone")),
+        ] {
+            assert!(
+                matches!(sip(listen, public, ports, allow), Err(ConfigError::Invalid { .. })),
+                "{listen} {ports:?}"
+            );
+        }
+        assert_eq!(SipConfig::resolve(&TelephonyArgs::default()).unwrap(), None, "off without --sip-listen");
+    }
 
     #[test]
     fn flags_override_file_and_defaults_fill_the_rest() {

@@ -63,6 +63,20 @@ struct TelephonyFlags {
     /// Twilio REST API base URL (default https://api.twilio.com).
     #[arg(long, env = "TWILIO_API_BASE")]
     twilio_api_base: Option<String>,
+    /// Answer SIP on this address, UDP and TCP (e.g. 0.0.0.0:5060); off when absent.
+    #[arg(long, env = "CALLCENTER_SIP_LISTEN")]
+    sip_listen: Option<String>,
+    /// The address written into Contact, Via and SDP behind NAT: IP[:PORT] (default: the
+    /// listen address).
+    #[arg(long, env = "CALLCENTER_SIP_PUBLIC_ADDRESS")]
+    sip_public_address: Option<String>,
+    /// RTP ports for SIP calls, FIRST-LAST (default 20000-20999).
+    #[arg(long, env = "CALLCENTER_RTP_PORTS")]
+    rtp_ports: Option<String>,
+    /// Addresses SIP calls are accepted from, comma-separated CIDRs (default 127.0.0.0/8,::1;
+    /// put the trunk's addresses here).
+    #[arg(long, env = "CALLCENTER_SIP_ALLOW")]
+    sip_allow: Option<String>,
 }
 
 // Parsed once at start-up: the size of the largest variant costs nothing.
@@ -271,6 +285,10 @@ async fn run(command: Command, file: FileConfig) -> ExitCode {
                 twilio_auth_token: telephony.twilio_auth_token,
                 twilio_caller_id: telephony.twilio_caller_id,
                 twilio_api_base: telephony.twilio_api_base,
+                sip_listen: telephony.sip_listen,
+                sip_public_address: telephony.sip_public_address,
+                rtp_ports: telephony.rtp_ports,
+                sip_allow: telephony.sip_allow,
             };
             config.telephony = match TelephonyConfig::resolve(args, &file) {
                 Ok(t) => t,

@@ -63,8 +63,8 @@ pub struct CreatePhoneNumber {
     #[schema(value_type = Option<Object>)]
     pub variables: Option<Map<String, Value>>,
     /// The carrier that delivers the number's calls: `simulator` (the embedded virtual
-    /// carrier, the default) or `twilio` (point the Twilio number's voice webhook at
-    /// `/twilio/voice`).
+    /// carrier, the default), `twilio` (point the Twilio number's voice webhook at
+    /// `/twilio/voice`) or `sip` (the trunk sends INVITEs to `--sip-listen`).
     pub carrier: Option<CarrierKind>,
     /// A label for people, e.g. "Support line".
     pub name: Option<String>,
@@ -129,7 +129,9 @@ async fn owning_carrier(
     phone: &Phone,
 ) -> ApiResult<Option<Id>> {
     match carrier {
-        CarrierKind::Simulator => Ok(None),
+        // A SIP trunk has no API to ask; its numbers are the operator's (one trunk per gateway
+        // for now), and its calls come only from the addresses in `--sip-allow`.
+        CarrierKind::Simulator | CarrierKind::Sip => Ok(None),
         CarrierKind::Twilio => {
             let line = super::carriers::twilio_line(state, account_id, "carrier").await?;
             super::carriers::require_owned(state, &line, phone, &[NumberList::IncomingPhoneNumbers], "phone").await?;

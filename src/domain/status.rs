@@ -103,6 +103,7 @@ wire_enum! {
     CarrierKind {
         Simulator = "simulator",
         Twilio = "twilio",
+        Sip = "sip",
     }
 }
 

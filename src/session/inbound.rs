@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::legs::Via;
 use crate::app::AppState;
 use crate::domain::Phone;
-use crate::domain::status::{CallDirection, CallStatus, CarrierKind};
+use crate::domain::status::{CallDirection, CallStatus};
 use crate::store::calls::{self, Call, NewCall};
 use crate::store::{StoreResult, call_sessions, phone_numbers};
 
@@ -15,10 +15,11 @@ use crate::store::{StoreResult, call_sessions, phone_numbers};
 /// not a phone number at all): a Twilio account cannot ring another's numbers.
 pub async fn create_inbound_call(state: &AppState, via: Via<'_>, to: &str, from: &str) -> StoreResult<Option<Call>> {
     let Ok(to) = Phone::parse(to) else { return Ok(None) };
-    if via.carrier != CarrierKind::Twilio.as_str() {
-        return Ok(None);
-    }
-    let route = phone_numbers::twilio_route(via.carrier_id, &to);
+    let route = match via.carrier {
+        "twilio" => phone_numbers::twilio_route(via.carrier_id, &to),
+        "sip" => phone_numbers::sip_route(&to),
+        _ => return Ok(None),
+    };
     let Some((account_id, number)) = phone_numbers::find_by_route(&state.db, &route).await? else {
         return Ok(None);
     };

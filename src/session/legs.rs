@@ -175,6 +175,12 @@ async fn grant(state: &AppState, call_id: &Id) -> StoreResult<Option<StreamGrant
     Ok(token.map(|token| StreamGrant { call_id: call_id.clone(), token }))
 }
 
+/// A leg whose carrier authenticated it itself (a SIP dialog from an allowed trunk, answered
+/// with our SDP) has its media up: its session runs the call to its end.
+pub async fn media_connected<T: MediaTransport>(state: AppState, account_id: Id, call_id: Id, transport: T) {
+    super::start(state, account_id, call_id, transport).await;
+}
+
 /// A leg's media started on `transport`, presenting `call_id` and `token`: if the token is the
 /// call's (single use, unexpired), its session runs the call to its end. Returns false when
 /// the stream was refused (and closed).

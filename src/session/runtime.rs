@@ -32,6 +32,8 @@ pub struct CallRuntime {
     /// Media streams connected but not yet admitted (no valid `start` yet): anyone on the
     /// internet can open one, so they are capped.
     pub unadmitted_streams: Arc<StreamGate>,
+    /// Where this node answers SIP, once its user agent is bound (`--sip-listen`).
+    pub sip_address: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// Media streams that may wait for their `start` at once; a real stream sends it within
@@ -113,6 +115,7 @@ impl CallRuntime {
             simulator: Arc::new(SimulatorCarrier),
             twilio: TwilioAccounts::new(config),
             unadmitted_streams: Arc::new(StreamGate::new()),
+            sip_address: std::sync::OnceLock::new(),
         }
     }
 

@@ -57,10 +57,16 @@ pub fn twilio_route(carrier_id: Option<&Id>, phone: &Phone) -> String {
     format!("twilio:{}:{phone}", carrier_id.map(Id::as_str).unwrap_or("default"))
 }
 
+/// The route of a number on the gateway's SIP trunk: its calls arrive at `--sip-listen`.
+pub fn sip_route(phone: &Phone) -> String {
+    format!("sip:default:{phone}")
+}
+
 /// A number's route (see migration 0009): simulator numbers are the account's own.
 fn route(account_id: &Id, carrier: CarrierKind, carrier_id: Option<&Id>, phone: &Phone) -> String {
     match carrier {
         CarrierKind::Twilio => twilio_route(carrier_id, phone),
+        CarrierKind::Sip => sip_route(phone),
         CarrierKind::Simulator => format!("simulator:{account_id}:{phone}"),
     }
 }

@@ -225,7 +225,7 @@ async fn validation_errors(b: Backend) {
         (json!({"variables": null}), "variables"),
         (json!({"variables": {"companyName": 1.5, "x y": "z"}}), "variables.x y"),
         (json!({"carrier": null}), "carrier"),
-        (json!({"carrier": "sip"}), "carrier"),
+        (json!({"carrier": "pstn"}), "carrier"),
         (json!({"name": "x".repeat(201)}), "name"),
         (json!({"createdAt": "2025-05-20T15:30:00Z"}), "createdAt"),
         (json!({"variables": {"companyName": "Acme Inc"}}), "variables"),

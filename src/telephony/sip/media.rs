@@ -130,6 +130,16 @@ pub struct RtpMedia {
     receive_buffer: Box<[u8; MAX_DATAGRAM]>,
     send_buffer: Box<[u8; MAX_DATAGRAM]>,
     closed: bool,
+    dialog: Option<DialogLink>,
+}
+
+/// The media's tie to its SIP dialog: the far end's BYE ends the media, and closing the media
+/// asks the dialog to send ours.
+pub struct DialogLink {
+    /// Notified when the dialog ends from the far side.
+    pub far_end_gone: Arc<tokio::sync::Notify>,
+    /// Sent once when the call ends from our side.
+    pub hang_up: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +182,14 @@ impl RtpMedia {
             receive_buffer: Box::new([0; MAX_DATAGRAM]),
             send_buffer: Box::new([0; MAX_DATAGRAM]),
             closed: false,
+            dialog: None,
         })
+    }
+
+    /// Ties the media to its SIP dialog (see [`DialogLink`]).
+    pub fn with_dialog(mut self, link: DialogLink) -> RtpMedia {
+        self.dialog = Some(link);
+        self
     }
 
     /// A re-INVITE changed the media: new address, direction or payload types.
@@ -272,15 +289,27 @@ impl MediaTransport for RtpMedia {
             if self.closed {
                 return TransportEvent::Ended;
             }
-            // Both branches are cancel-safe: a dropped receive loses no datagram, a dropped
-            // tick fires again.
+            let gone = self.dialog.as_ref().map(|d| d.far_end_gone.clone());
+            let far_end_gone = async {
+                match gone {
+                    Some(gone) => gone.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            // All branches are cancel-safe: a dropped receive loses no datagram, a dropped
+            // tick fires again, a stored notification waits for the next call.
             tokio::select! {
-                received = self.socket.recv_from(&mut self.receive_buffer[..]) => match received {
-                    Ok((len, from)) => self.take_datagram(len, from),
-                    // ICMP port unreachable and the like: the peer may come back; the RTP
-                    // timeout decides.
-                    Err(_) => {}
-                },
+                _ = far_end_gone => {
+                    self.closed = true;
+                    return TransportEvent::Ended;
+                }
+                received = self.socket.recv_from(&mut self.receive_buffer[..]) => {
+                    // An error (ICMP port unreachable and the like) is not the end: the peer
+                    // may come back, and the RTP timeout decides.
+                    if let Ok((len, from)) = received {
+                        self.take_datagram(len, from);
+                    }
+                }
                 _ = self.playout.tick() => self.play_out(),
             }
         }
@@ -314,6 +343,9 @@ impl MediaTransport for RtpMedia {
 
     async fn close(&mut self) {
         self.closed = true;
+        if let Some(hang_up) = self.dialog.as_mut().and_then(|d| d.hang_up.take()) {
+            let _ = hang_up.send(());
+        }
     }
 
     fn stats(&self) -> TransportStats {

@@ -3,6 +3,7 @@
 //! `media::jitter`) and the RTP media adapter (`media.rs`, a `MediaTransport` over a UDP
 //! socket). Signalling (rsipstack, chosen in docs/ARCHITECTURE.md) comes next.
 
+pub mod agent;
 pub mod dtmf;
 pub mod media;
 pub mod rtp;
