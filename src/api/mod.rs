@@ -74,7 +74,7 @@ the first successful response for 24 hours; with a different request it is a 422
         (name = "api-keys", description = "API keys of the account"),
         (name = "webhooks", description = "Webhook endpoints, signed deliveries and their log"),
         (name = "phone-numbers", description = "Inbound numbers: each routes the calls it receives to this account, \
-where they run a template (with its variables) on a carrier, `simulator` or `twilio`"),
+where they run a template (with its variables) on a carrier: `simulator`, `twilio` or `sip`"),
         (name = "carriers", description = "The account's own carrier accounts (Twilio credentials, stored encrypted): \
 its calls are placed with them, and its numbers and caller IDs must belong to them"),
     )

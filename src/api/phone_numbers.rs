@@ -83,7 +83,7 @@ pub struct UpdatePhoneNumber {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Object, required = false)]
     pub variables: Option<Option<Map<String, Value>>>,
-    /// `simulator` or `twilio`.
+    /// `simulator`, `twilio` or `sip`.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = CarrierKind, required = false)]
     pub carrier: Option<Option<CarrierKind>>,
@@ -204,7 +204,7 @@ fn phone_filter(q: &QueryParams) -> ApiResult<Option<Phone>> {
 /// List the account's inbound numbers
 #[utoipa::path(get, path = "/phone-numbers", tag = "phone-numbers",
     params(
-        ("carrier" = Option<String>, Query, description = "Only numbers on this carrier: simulator or twilio"),
+        ("carrier" = Option<String>, Query, description = "Only numbers on this carrier: simulator, twilio or sip"),
         ("templateId" = Option<String>, Query, description = "Only numbers that run this template"),
         ("phone" = Option<String>, Query,
             description = "Only this number (E.164, matched exactly after normalising; the leading '+' may be left out)"),

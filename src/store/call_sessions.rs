@@ -180,7 +180,7 @@ pub async fn open_leg(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegRecord {
     pub account_id: Id,
-    /// `simulator` or `twilio`.
+    /// `simulator`, `twilio` or `sip`.
     pub carrier: String,
     /// The carrier's id for the call (Twilio's CallSid), once known.
     pub carrier_call_id: Option<String>,

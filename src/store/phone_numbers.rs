@@ -27,7 +27,7 @@ pub struct PhoneNumber {
     /// The values the template's `{placeholders}` are filled with on inbound calls.
     #[schema(example = json!({"companyName": "Acme Inc", "productName": "Premium Widget"}))]
     pub variables: BTreeMap<String, String>,
-    /// `simulator` (the embedded virtual carrier) or `twilio`.
+    /// `simulator` (the embedded virtual carrier), `twilio` or `sip` (the SIP trunk).
     pub carrier: CarrierKind,
     /// The account's carrier account (`/v1/carriers`) whose number this is and whose signed
     /// calls it answers; `null` for the simulator or the gateway's default Twilio account.
