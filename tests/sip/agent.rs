@@ -157,7 +157,6 @@ async fn sipp_calls_our_number_and_the_call_runs_its_template() {
     let (_, transcript) = get(&app, &format!("/v1/calls/{id}/transcript")).await;
     let said = transcript.to_string();
     assert!(said.contains("front desk"), "the bot's greeting is in the transcript: {said}");
-    eprintln!("SIP call: {call}\ntranscript: {said}");
     // The recording holds both sides of the call.
     let recording = app.client.get(format!("{}/v1/calls/{id}/recording", app.base)).bearer_auth(&app.key).send().await;
     let recording = recording.unwrap();
