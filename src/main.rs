@@ -219,7 +219,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CALLCENTER_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,whisper_rs=warn".into()),
+                // rsipstack logs every SIP datagram's raw text at info.
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,whisper_rs=warn,rsipstack=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
