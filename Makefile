@@ -10,6 +10,8 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 LISTEN      ?= 127.0.0.1:8080
+# Answer SIP too, e.g. `make run SIP_LISTEN=127.0.0.1:5060` (off when empty).
+SIP_LISTEN  ?=
 DATA_DIR    ?= ./data
 RELEASE_BIN := target/release/callcenter
 TEST_PG_URL ?= postgres://callcenter:callcenter@127.0.0.1:5432/postgres
@@ -34,7 +36,7 @@ run:
 	echo "API key: $$key"; \
 	echo "URL:     http://$(LISTEN)  (REST API under /v1, OpenAPI at /v1/openapi.json)"; \
 	echo; \
-	exec $(RELEASE_BIN) serve --listen "$(LISTEN)" --data-dir "$(DATA_DIR)"
+	exec $(RELEASE_BIN) serve --listen "$(LISTEN)" --data-dir "$(DATA_DIR)" $(if $(SIP_LISTEN),--sip-listen "$(SIP_LISTEN)")
 
 # The PostgreSQL URL is exported for the whole test run (cargo test and schemathesis).
 test: export CALLCENTER_TEST_PG_URL := $(TEST_PG_URL)
