@@ -163,3 +163,45 @@ async fn sipp_calls_our_number_and_the_call_runs_its_template() {
     assert_eq!(recording.status(), 200);
     assert!(recording.bytes().await.unwrap().len() > 4 * 16_000, "seconds of audio recorded");
 }
+
+/// A trunk caller offering PCMA and telephone-event presses 1 after the question: the key is
+/// the answer, the bot says its response and closing, and ends the call with our BYE
+/// (sip/uac_dtmf.xml, with the DTMF RTP Debian's sip-tester ships).
+#[tokio::test]
+async fn a_key_pressed_over_rtp_answers_and_the_gateway_hangs_up() {
+    let (app, sip) = sip_app(|_| {}).await;
+    let steps = json!([
+        {"type": "greeting", "content": "Hello, this is Acme."},
+        {"type": "question", "content": "Would you like our new catalogue? Press 1 for yes, or 2 for no."},
+        {"type": "response", "content": "Great, it is on its way."},
+        {"type": "closing", "content": "Thank you. Goodbye."}
+    ]);
+    let (status, template) = post(&app, "/v1/templates", json!({"name": "Catalogue", "steps": steps})).await;
+    assert_eq!(status, 201, "{template}");
+    let body = json!({"phone": NUMBER, "templateId": template["id"], "carrier": "sip"});
+    assert_eq!(post(&app, "/v1/phone-numbers", body).await.0, 201);
+    app.state.calls.speech().await.expect("the speech models load");
+
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/sip/uac_dtmf.xml");
+    let status = tokio::process::Command::new("sipp")
+        .args(["-sf", scenario, "-s", "14155550199", "-m", "1", "-timeout", "90s", "-nostdin"])
+        .args(["-i", "127.0.0.1", "-p", "0", "-mp", "41100"])
+        .arg(sip.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .expect("sipp runs");
+    assert!(status.success(), "SIPp did not get the gateway's BYE: {status}");
+
+    let call = common::eventually(Duration::from_secs(30), "the SIP call stored", || async {
+        let (_, calls) = get(&app, "/v1/calls").await;
+        let call = calls["data"][0].clone();
+        (call["status"] == "completed").then_some(call)
+    })
+    .await;
+    assert_eq!(call["outcome"], "successful", "{call}");
+    assert!(call["notes"].as_str().unwrap_or_default().contains("pressed 1"), "{call}");
+    let id = call["id"].as_str().unwrap();
+    let (_, transcript) = get(&app, &format!("/v1/calls/{id}/transcript")).await;
+    assert!(transcript.to_string().contains("Great, it is on its way."), "{transcript}");
+}
