@@ -131,6 +131,20 @@ pub struct ImportResult {
     pub errors_truncated: bool,
 }
 
+impl ImportResult {
+    fn empty(list_id: Id) -> ImportResult {
+        ImportResult {
+            list_id,
+            total_rows: 0,
+            created: 0,
+            updated: 0,
+            failed: 0,
+            errors: Vec::new(),
+            errors_truncated: false,
+        }
+    }
+}
+
 /// Ids in `contactIds` that are not contacts of the account: a 404 listing them.
 fn missing_contacts(missing: Vec<Id>) -> ApiError {
     ApiError::MissingReferences {
@@ -412,15 +426,7 @@ async fn import_contacts(
             Ok::<_, StoreError>((created, updated))
         })
     };
-    let mut result = ImportResult {
-        list_id,
-        total_rows: 0,
-        created: 0,
-        updated: 0,
-        failed: 0,
-        errors: Vec::new(),
-        errors_truncated: false,
-    };
+    let mut result = ImportResult::empty(list_id);
     let read = read_rows(&mut reader, &columns, &batches, &mut result).await;
     drop(batches);
     // Even after a read error, batches already queued are written (and reported by the
@@ -458,15 +464,7 @@ pub async fn dry_run_import(body: &[u8]) -> ApiResult<ImportResult> {
         }
         rows
     });
-    let mut result = ImportResult {
-        list_id: Id::generate(),
-        total_rows: 0,
-        created: 0,
-        updated: 0,
-        failed: 0,
-        errors: Vec::new(),
-        errors_truncated: false,
-    };
+    let mut result = ImportResult::empty(Id::generate());
     let read = read_rows(&mut reader, &columns, &batches, &mut result).await;
     drop(batches);
     result.created = drain.await.map_err(|e| ApiError::Internal(e.into()))?;

@@ -55,6 +55,29 @@ async fn our_number(app: &TestApp) {
     assert_eq!(status, 201, "{number}");
 }
 
+/// SIPp, on 127.0.0.1, placing one call to `NUMBER` at `sip` with `args` (scenario, timing,
+/// media port).
+async fn sipp(sip: SocketAddr, args: &[&str]) -> std::process::ExitStatus {
+    tokio::process::Command::new("sipp")
+        .args(args)
+        .args(["-s", "14155550199", "-m", "1", "-nostdin", "-i", "127.0.0.1", "-p", "0"])
+        .arg(sip.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .expect("sipp runs (scripts/setup.sh --test installs sip-tester)")
+}
+
+/// The app's one call, once it is stored as completed.
+async fn completed_call(app: &TestApp) -> Value {
+    common::eventually(Duration::from_secs(30), "the SIP call stored", || async {
+        let (_, calls) = get(app, "/v1/calls").await;
+        let call = calls["data"][0].clone();
+        (call["status"] == "completed").then_some(call)
+    })
+    .await
+}
+
 /// An SDP offer from 127.0.0.1 with the given codec lines.
 fn offer(m_line: &str, rtpmaps: &str) -> String {
     format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{m_line}\r\n{rtpmaps}")
@@ -130,22 +153,9 @@ async fn sipp_calls_our_number_and_the_call_runs_its_template() {
     // Loaded before the call, so a slow machine's model load does not eat into SIPp's 15 s.
     app.state.calls.speech().await.expect("the speech models load");
     // SIPp's built-in caller: INVITE with a PCMU offer, ACK, 15 s of call, BYE.
-    let status = tokio::process::Command::new("sipp")
-        .args(["-sn", "uac", "-s", "14155550199", "-m", "1", "-d", "15000", "-timeout", "30s", "-nostdin"])
-        .args(["-i", "127.0.0.1", "-p", "0", "-mp", "41000"])
-        .arg(sip.to_string())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .expect("sipp runs (scripts/setup.sh --test installs sip-tester)");
+    let status = sipp(sip, &["-sn", "uac", "-d", "15000", "-timeout", "30s", "-mp", "41000"]).await;
     assert!(status.success(), "SIPp's call did not go through: {status}");
-
-    let call = common::eventually(Duration::from_secs(30), "the SIP call stored", || async {
-        let (_, calls) = get(&app, "/v1/calls").await;
-        let call = calls["data"][0].clone();
-        (call["status"] == "completed").then_some(call)
-    })
-    .await;
+    let call = completed_call(&app).await;
     let id = call["id"].as_str().unwrap();
     let (_, call) = get(&app, &format!("/v1/calls/{id}")).await;
     assert_eq!(call["direction"], "inbound", "{call}");
@@ -183,22 +193,9 @@ async fn a_key_pressed_over_rtp_answers_and_the_gateway_hangs_up() {
     app.state.calls.speech().await.expect("the speech models load");
 
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/sip/uac_dtmf.xml");
-    let status = tokio::process::Command::new("sipp")
-        .args(["-sf", scenario, "-s", "14155550199", "-m", "1", "-timeout", "90s", "-nostdin"])
-        .args(["-i", "127.0.0.1", "-p", "0", "-mp", "41100"])
-        .arg(sip.to_string())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .expect("sipp runs");
+    let status = sipp(sip, &["-sf", scenario, "-timeout", "90s", "-mp", "41100"]).await;
     assert!(status.success(), "SIPp did not get the gateway's BYE: {status}");
-
-    let call = common::eventually(Duration::from_secs(30), "the SIP call stored", || async {
-        let (_, calls) = get(&app, "/v1/calls").await;
-        let call = calls["data"][0].clone();
-        (call["status"] == "completed").then_some(call)
-    })
-    .await;
+    let call = completed_call(&app).await;
     assert_eq!(call["outcome"], "successful", "{call}");
     assert!(call["notes"].as_str().unwrap_or_default().contains("pressed 1"), "{call}");
     let id = call["id"].as_str().unwrap();

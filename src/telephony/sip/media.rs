@@ -129,6 +129,7 @@ pub struct RtpMedia {
     pending: VecDeque<TransportEvent>,
     receive_buffer: Box<[u8; MAX_DATAGRAM]>,
     send_buffer: Box<[u8; MAX_DATAGRAM]>,
+    packet_buffer: Box<[u8; MAX_DATAGRAM]>,
     closed: bool,
     dialog: Option<DialogLink>,
 }
@@ -181,6 +182,7 @@ impl RtpMedia {
             pending: VecDeque::new(),
             receive_buffer: Box::new([0; MAX_DATAGRAM]),
             send_buffer: Box::new([0; MAX_DATAGRAM]),
+            packet_buffer: Box::new([0; MAX_DATAGRAM]),
             closed: false,
             dialog: None,
         })
@@ -325,9 +327,12 @@ impl MediaTransport for RtpMedia {
             self.sender.skip(ticks);
             return Ok(());
         };
-        let packet = self.sender.audio(self.types.audio, payload, ticks);
+        let Some(len) = self.sender.audio_into(self.types.audio, payload, ticks, &mut self.packet_buffer[..]) else {
+            self.sender.skip(ticks);
+            return Ok(());
+        };
         // A send error (no route yet, ICMP) is not the end of a call over UDP.
-        let _ = self.socket.send_to(&packet, self.latch.target()).await;
+        let _ = self.socket.send_to(&self.packet_buffer[..len], self.latch.target()).await;
         Ok(())
     }
 

@@ -106,14 +106,19 @@ impl RtpSender {
         self.ssrc
     }
 
-    fn build(&mut self, payload_type: u8, marked: bool, timestamp: u32, payload: &[u8]) -> Vec<u8> {
-        let packet = RtpPacketBuilder::new()
-            .payload_type(payload_type)
+    fn builder<'a>(&self, payload_type: u8, marked: bool, timestamp: u32, payload: &'a [u8]) -> RtpPacketBuilder<'a> {
+        RtpPacketBuilder::new()
+            .payload_type(payload_type & 0x7f)
             .ssrc(self.ssrc)
             .sequence(Seq::from(self.sequence))
             .timestamp(timestamp)
             .marked(marked)
             .payload(payload)
+    }
+
+    fn build(&mut self, payload_type: u8, marked: bool, timestamp: u32, payload: &[u8]) -> Vec<u8> {
+        let packet = self
+            .builder(payload_type, marked, timestamp, payload)
             .build()
             .expect("a 7-bit payload type and an in-memory payload always build");
         self.sequence = self.sequence.wrapping_add(1);
@@ -122,10 +127,20 @@ impl RtpSender {
 
     /// An audio packet of `samples` samples; the timestamp then moves on by as many.
     pub fn audio(&mut self, payload_type: u8, payload: &[u8], samples: u32) -> Vec<u8> {
-        let marked = std::mem::take(&mut self.spurt);
-        let packet = self.build(payload_type & 0x7f, marked, self.timestamp, payload);
-        self.timestamp = self.timestamp.wrapping_add(samples);
+        let mut packet = vec![0; 12 + payload.len()];
+        let len = self.audio_into(payload_type, payload, samples, &mut packet).expect("sized for the packet");
+        packet.truncate(len);
         packet
+    }
+
+    /// As `audio`, written into `out` (the media path's reused buffer: no allocation per
+    /// frame); `None`, and nothing sent or counted, when `out` is too small.
+    pub fn audio_into(&mut self, payload_type: u8, payload: &[u8], samples: u32, out: &mut [u8]) -> Option<usize> {
+        let len = self.builder(payload_type, self.spurt, self.timestamp, payload).build_into(out).ok()?;
+        self.spurt = false;
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(samples);
+        Some(len)
     }
 
     /// Time passes without audio (we send nothing during silence): the timestamp advances,
